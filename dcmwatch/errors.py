@@ -1,0 +1,73 @@
+"""One exception tree. Every message here is written by us and is free of PHI.
+
+Library exceptions (pydicom's in particular) may embed element values such as patient names,
+so they are never shown verbatim: they are wrapped in one of these classes, with the library's
+exception *class* kept as context for engineers, never its message.
+"""
+
+from __future__ import annotations
+
+
+class DcmwatchError(Exception):
+    """Root of every error dcmwatch raises on purpose."""
+
+    #: Short machine-readable reason, stable across releases; used in logs and sidecars.
+    reason = "error"
+
+
+class ConfigError(DcmwatchError):
+    """The configuration is invalid: for the operator, who must fix the named key in the file."""
+
+    reason = "config"
+
+
+class InputError(DcmwatchError):
+    """The input file cannot be processed as it is: it is quarantined, the daemon goes on."""
+
+    reason = "input"
+
+
+class NotRegularFileError(InputError):
+    """A symlink, FIFO, device or directory where a regular file was expected."""
+
+    reason = "not_regular_file"
+
+
+class EmptyFileError(InputError):
+    reason = "empty"
+
+
+class TooLargeError(InputError):
+    """The file (or the pixel data it claims) exceeds a configured limit."""
+
+    reason = "too_large"
+
+
+class NotDicomError(InputError):
+    """Not a DICOM Part 10 file, nor a dataset pydicom can read leniently."""
+
+    reason = "not_dicom"
+
+
+class TruncatedError(InputError):
+    """The file ends before its elements do. Retried while the writer may still be busy."""
+
+    reason = "truncated"
+
+
+class TransformError(InputError):
+    """De-identification or a pixel rule cannot be applied to this dataset."""
+
+    reason = "transform"
+
+
+class OutputError(DcmwatchError):
+    """Writing a result failed for a reason that is not the input's fault."""
+
+    reason = "output"
+
+
+class TransientError(OutputError):
+    """A failure that may pass (disk full, I/O error, permission, busy database): retry later."""
+
+    reason = "transient"
