@@ -1,0 +1,504 @@
+"""The daemon: owns the observer, the intake queue, the pool, the journal and the schedule.
+
+One main thread makes every decision (claim, submit, finish, quarantine, journal); the observer
+and the scheduler only offer paths, and worker processes only compute. So the journal has one
+writer, ordering is easy to reason about, and a signal handler only sets a flag.
+
+Exactly-once across `kill -9`: a file is claimed by renaming it into the work area; its output is
+made durable by the worker; only then is the work file removed. A restart processes whatever is
+left in the work area first. Outputs are deterministic (keyed pseudonyms, no clock), so a file
+processed twice writes the same bytes to the same path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from dcmwatch import __version__, config as config_mod, keys, store
+from dcmwatch.config import Config
+from dcmwatch.errors import DcmwatchError
+from dcmwatch.intake import Intake, NameFilter
+from dcmwatch.job import Outcome, Task
+from dcmwatch.journal import Journal
+from dcmwatch.log import get as get_logger
+from dcmwatch.watcher import Watcher
+from dcmwatch.workers import BrokenProcessPool, Pool
+
+WORK_DIR_NAME = ".dcmwatch-work"
+_TICK = 0.05
+
+
+@dataclass(slots=True)
+class _InFlight:
+    task: Task
+    #: The inbox path it was claimed from (None for work left over from a previous run). Kept in
+    #: memory only: file names may carry PHI and are never logged or journaled.
+    origin: str | None
+    claimed_wall: float
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class _Counters:
+    processed: int = 0
+    quarantined: int = 0
+    deferred: int = 0
+    retried: int = 0
+    since_beat_processed: int = 0
+    since_beat_quarantined: int = 0
+    last_beat: float = field(default_factory=time.monotonic)
+
+
+def new_claim_id() -> str:
+    """Sortable by time, unique, and carrying nothing of the input."""
+    return f"{time.time_ns():x}-{secrets.token_hex(4)}"
+
+
+class Daemon:
+    def __init__(self, config: Config, env: Mapping[str, str]) -> None:
+        self.config = config
+        self.env = env
+        self.log = get_logger()
+        self._stop = False
+        self._force = False
+        self._reload = False
+        self._heartbeat_due = False
+        self._rescan_requested = False
+        self._done: deque[Future[Outcome]] = deque()
+        self._inflight: dict[Future[Outcome], _InFlight] = {}
+        self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
+        self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
+        self._seq = 0
+        self.counters = _Counters()
+        p = config.paths
+        self.inbox, self.outbox, self.qdir, self.state = p.inbox, p.outbox, p.quarantine, p.state
+        self.work = self.state / "work"
+        self.intake = Intake(
+            self.inbox, settle_seconds=config.watch.settle_seconds,
+            max_pending=config.queue.max_pending, names=NameFilter(config.watch.ignore),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> int:
+        started = time.monotonic()
+        os.umask(0o027)
+        self._prepare_folders()
+        self.journal = Journal(self.state / "journal.sqlite3")
+        self.pool = Pool(self.config)
+        recovered = self._recover()
+        previous = self._install_signals()
+        threading.excepthook = self._thread_died
+        self.watcher = self._start_watcher()
+        self.scheduler = self._start_scheduler()
+        self.log.info(
+            "daemon.started", version=__version__, pid=os.getpid(), workers=self.pool.size,
+            observer=self.watcher.kind, recovered=recovered,
+            startup_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _prepare_folders(self) -> None:
+        mode = 0o750
+        for folder in (self.inbox, self.outbox, self.qdir, self.state):
+            store.ensure_dir(folder, mode)
+        if not store.same_filesystem(self.inbox, self.state):
+            # The claim is an atomic rename: the work area must share the inbox's filesystem.
+            self.work = self.inbox / WORK_DIR_NAME
+            self.log.info("work.location", where="inbox", reason="state on another filesystem")
+        store.ensure_dir(self.work, mode)
+
+    def _recover(self) -> int:
+        """Work left by a crash is processed again first (its output path is deterministic)."""
+        n = 0
+        for entry in sorted(os.scandir(self.work), key=lambda e: e.name):
+            if entry.name.endswith(".dcm") and not entry.name.startswith("."):
+                st = entry.stat(follow_symlinks=False)
+                item = _InFlight(Task(entry.path, entry.name[:-4]), None, time.time(),
+                                 st.st_size, st.st_mtime_ns)
+                self._ready.append(item)
+                n += 1
+            else:
+                store.remove(Path(entry.path))
+        return n
+
+    def _start_watcher(self) -> Watcher:
+        mode = self.config.watch.observer
+        watcher = Watcher(self.inbox, mode, self.config.watch.poll_seconds, self._offer,
+                          self._handler_error, self._new_dir)
+        try:
+            watcher.start()
+        except OSError as exc:
+            if mode != "auto":
+                raise
+            self.log.warning("watch.fallback", observer="polling", errno=exc.errno)
+            watcher = Watcher(self.inbox, "polling", self.config.watch.poll_seconds,
+                              self._offer, self._handler_error, self._new_dir)
+            watcher.start()
+        return watcher
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        sched = BackgroundScheduler(daemon=True)
+        s = self.config.schedule
+        sched.add_job(self._job_rescan, "interval", seconds=s.rescan_seconds, id="rescan",
+                      next_run_time=datetime.now(), max_instances=1, coalesce=True)
+        sched.add_job(self._job_heartbeat, "interval", seconds=s.heartbeat_seconds,
+                      id="heartbeat", max_instances=1, coalesce=True)
+        sched.start()
+        return sched
+
+    def _install_signals(self) -> dict[int, Any]:
+        previous = {}
+        for sig, handler in ((signal.SIGTERM, self._on_term), (signal.SIGINT, self._on_term),
+                             (signal.SIGHUP, self._on_hup)):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    def _on_term(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stop and signum == signal.SIGINT:
+            self._force = True
+        self._stop = True
+        self.intake.wake()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload = True
+        self.intake.wake()
+
+    def request_stop(self) -> None:
+        self._stop = True
+        self.intake.wake()
+
+    # -- callbacks from other threads: they only record and wake ------------------------------
+    def _offer(self, path: str, complete: bool) -> None:
+        self.intake.offer(path, complete=complete)
+
+    def _new_dir(self, path: str) -> None:
+        self._rescan_requested = True
+        self.intake.wake()
+
+    def _handler_error(self, exc: BaseException) -> None:
+        self.log.error("watch.handler_failed", exc_info=exc)
+
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread else "?"
+        self.log.error("thread.crashed", thread=name, exc_type=args.exc_type.__name__)
+
+    def _job_rescan(self) -> None:
+        try:
+            t0 = time.monotonic()
+            seen = self.intake.rescan()
+            self.log.info("inbox.rescan", files=seen, queue_depth=self.intake.depth(),
+                          duration_ms=round((time.monotonic() - t0) * 1000, 1))
+        except Exception as exc:  # a job failure is an event, never the end of the daemon
+            self.log.error("job.failed", job="rescan", exc_info=exc)
+        self.intake.wake()
+
+    def _job_heartbeat(self) -> None:
+        self._heartbeat_due = True
+        self.intake.wake()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop:
+            self._drain_done()
+            self._due_retries()
+            self._fill()
+            self.intake.tick()
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            if self._heartbeat_due:
+                self._heartbeat_due = False
+                self._heartbeat()
+            if self._rescan_requested or (
+                self.intake.overflowed and self.intake.pending() < self.config.queue.max_pending // 2
+            ):
+                self._rescan_requested = False
+                self.intake.overflowed = False
+                self.scheduler.modify_job("rescan", next_run_time=datetime.now())
+            if not self.watcher.alive():
+                self._restart_watcher()
+            self.intake.wait(_TICK)
+
+    def _capacity(self) -> int:
+        return self.pool.size * self.config.workers.prefetch
+
+    def _fill(self) -> None:
+        while len(self._inflight) < self._capacity() and not self._stop:
+            if self._ready:
+                self._submit(self._ready.popleft())
+                continue
+            path = self.intake.take()
+            if path is None:
+                return
+            item = self._claim(path)
+            if item is not None:
+                self._submit(item)
+
+    def _claim(self, path: str) -> _InFlight | None:
+        claim_id = new_claim_id()
+        work = self.work / f"{claim_id}.dcm"
+        try:
+            st = store.claim(Path(path), work)
+        except FileNotFoundError:
+            return None  # gone already (renamed away, claimed earlier, deleted)
+        except OSError as exc:
+            self.log.warning("file.claim_failed", errno=exc.errno)
+            self.intake.watch(path, delay=self.config.watch.settle_seconds)
+            return None
+        self.journal.claimed(claim_id, st.st_size)
+        self.log.info("file.received", claim_id=claim_id, bytes=st.st_size)
+        return _InFlight(Task(str(work), claim_id), path, time.time(), st.st_size, st.st_mtime_ns)
+
+    def _submit(self, item: _InFlight) -> None:
+        try:
+            fut = self.pool.submit(item.task)
+        except BrokenProcessPool:
+            self._pool_broken()
+            fut = self.pool.submit(item.task)
+        self._inflight[fut] = item
+        fut.add_done_callback(self._on_done)
+
+    def _on_done(self, fut: Future[Outcome]) -> None:
+        self._done.append(fut)
+        self.intake.wake()
+
+    def _drain_done(self) -> None:
+        broken = False
+        while self._done:
+            fut = self._done.popleft()
+            item = self._inflight.pop(fut, None)
+            if item is None:
+                continue
+            try:
+                outcome = fut.result()
+            except (BrokenProcessPool, CancelledError):
+                broken = True
+                self._crashed(item)
+                continue
+            except Exception as exc:  # pickling or pool failure: treat like a crash
+                self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
+                self._crashed(item)
+                continue
+            self._finish(item, outcome)
+        if broken:
+            self._pool_broken()
+
+    def _pool_broken(self) -> None:
+        self.log.error("worker.pool_broken", restarts=self.pool.restarts + 1)
+        self.pool.replace()
+
+    def _crashed(self, item: _InFlight) -> None:
+        """A worker died with this file in hand; retry it unless it keeps killing workers."""
+        attempts = self.journal.attempt(item.task.claim_id)
+        if attempts >= self.config.workers.max_attempts:
+            outcome = Outcome(claim_id=item.task.claim_id, status="quarantine",
+                              reason="worker_crashed",
+                              message=f"the worker died {attempts} times on this file")
+            self._quarantine(item, outcome)
+        else:
+            self.log.warning("file.retry", claim_id=item.task.claim_id, reason="worker_crashed",
+                             attempt=attempts)
+            self._ready.append(item)
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _finish(self, item: _InFlight, outcome: Outcome) -> None:
+        if outcome.status == "processed":
+            self._processed(item, outcome)
+        elif outcome.status == "transient":
+            self._transient(item, outcome)
+        elif outcome.reason in ("truncated", "empty") and self._still_being_written(item):
+            self._give_back(item, outcome)
+        else:
+            self._quarantine(item, outcome)
+
+    def _processed(self, item: _InFlight, outcome: Outcome) -> None:
+        work = Path(item.task.path)
+        if self.config.output.on_success == "archive":
+            self._archive(work, item.task.claim_id)
+        else:
+            store.remove(work)
+        self.journal.finished(
+            item.task.claim_id, outcome="processed", output=outcome.output,
+            sha256=outcome.sha256_in, size=outcome.bytes_in, duration_ms=outcome.duration_ms,
+        )
+        self.counters.processed += 1
+        self.counters.since_beat_processed += 1
+        latency = (time.time_ns() - item.mtime_ns) / 1e6 if item.origin is not None else None
+        self.log.info(
+            "file.processed", claim_id=item.task.claim_id, output=outcome.output,
+            bytes=outcome.bytes_in, bytes_out=outcome.bytes_out,
+            duration_ms=outcome.duration_ms,
+            latency_ms=round(latency, 1) if latency is not None else None,
+            worker=outcome.worker, rules=list(outcome.rules),
+        )
+
+    def _archive(self, work: Path, claim_id: str) -> None:
+        archive = self.config.paths.archive or (self.state / "archive")
+        folder = archive / time.strftime("%Y%m%d", time.gmtime())
+        store.ensure_dir(folder)
+        try:
+            os.replace(work, folder / f"{claim_id}.dcm")
+            store.fsync_dir(folder)
+        except OSError:
+            data = store.read_input_unchecked(work)
+            store.write_durable(folder / f"{claim_id}.dcm", data, tag=claim_id)
+            store.remove(work)
+
+    def _still_being_written(self, item: _InFlight) -> bool:
+        """Truncated, but written to within the settle window: its writer may come back."""
+        if item.origin is None:
+            return False
+        age = item.claimed_wall - item.mtime_ns / 1e9
+        return age < self.config.watch.settle_seconds
+
+    def _give_back(self, item: _InFlight, outcome: Outcome) -> None:
+        assert item.origin is not None
+        if store.unclaim(Path(item.task.path), Path(item.origin)):
+            self.journal.finished(item.task.claim_id, outcome="returned", reason=outcome.reason)
+            self.counters.deferred += 1
+            self.log.info("file.deferred", claim_id=item.task.claim_id, reason=outcome.reason,
+                          retry_in_s=self.config.watch.settle_seconds)
+            self.intake.watch(item.origin, delay=self.config.watch.settle_seconds)
+        else:  # its name was taken by a new file meanwhile: this part can only be quarantined
+            self._quarantine(item, outcome)
+
+    def _transient(self, item: _InFlight, outcome: Outcome) -> None:
+        self._seq += 1
+        self.counters.retried += 1
+        attempt = self.journal.attempt(item.task.claim_id)
+        delay = min(2.0 ** attempt, 300.0)
+        heapq.heappush(self._retry, (time.monotonic() + delay, self._seq, item))
+        self.log.warning("file.retry", claim_id=item.task.claim_id, reason=outcome.reason,
+                         message=outcome.message, attempt=attempt, retry_in_s=delay)
+
+    def _due_retries(self) -> None:
+        now = time.monotonic()
+        while self._retry and self._retry[0][0] <= now:
+            _, _, item = heapq.heappop(self._retry)
+            self._ready.append(item)
+
+    def _quarantine(self, item: _InFlight, outcome: Outcome) -> None:
+        sidecar = {
+            "event": "file.quarantined",
+            "claim_id": item.task.claim_id,
+            "reason": outcome.reason,
+            "message": outcome.message,
+            "bytes": item.size,
+            "quarantined_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "dcmwatch_version": __version__,
+        }
+        try:
+            store.quarantine(Path(item.task.path), self.qdir, item.task.claim_id, sidecar,
+                             mode=self.config.output.file_mode)
+        except DcmwatchError as exc:
+            # Cannot even quarantine (disk full?): keep the work file and try again later.
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason=exc.reason, message=str(exc)))
+            return
+        self.journal.finished(item.task.claim_id, outcome="quarantined", reason=outcome.reason,
+                              size=item.size, duration_ms=outcome.duration_ms)
+        self.counters.quarantined += 1
+        self.counters.since_beat_quarantined += 1
+        self.log.warning("file.quarantined", claim_id=item.task.claim_id, reason=outcome.reason,
+                         message=outcome.message, bytes=item.size)
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        c = self.counters
+        now = time.monotonic()
+        minutes = max((now - c.last_beat) / 60.0, 1e-9)
+        depth = self.intake.depth() + len(self._ready) + len(self._retry)
+        self.log.info(
+            "heartbeat", queue_depth=depth, inflight=len(self._inflight),
+            processed=c.processed, quarantined=c.quarantined, deferred=c.deferred,
+            retried=c.retried,
+            processed_per_min=round(c.since_beat_processed / minutes, 1),
+            quarantined_per_min=round(c.since_beat_quarantined / minutes, 1),
+            dropped_events=self.intake.dropped, observer_alive=self.watcher.alive(),
+        )
+        self.journal.heartbeat(depth, c.processed, c.quarantined)
+        c.since_beat_processed = c.since_beat_quarantined = 0
+        c.last_beat = now
+
+    def _restart_watcher(self) -> None:
+        self.log.warning("watch.restarted", inbox_exists=self.inbox.is_dir())
+        self.watcher.stop(timeout=1.0)
+        try:
+            store.ensure_dir(self.inbox)
+            self.watcher = self._start_watcher()
+        except OSError as exc:
+            self.log.error("watch.start_failed", errno=exc.errno)
+            time.sleep(1.0)
+            return
+        self._rescan_requested = True
+
+    def _do_reload(self) -> None:
+        source = None if self.config.source.startswith("<") else self.config.source
+        try:
+            new = config_mod.load(source)
+            key = keys.resolve(new.deid, self.env, create=True)
+            new = new.with_secret(key.key)
+        except DcmwatchError as exc:
+            self.log.error("config.reload_failed", message=str(exc))
+            return
+        fixed = config_mod.diff_requires_restart(self.config, new)
+        if fixed:
+            self.log.error("config.reload_failed", message="these sections need a restart",
+                           sections=fixed)
+            return
+        self.config = new
+        self.pool.replace(new)
+        self.log.info("config.reloaded", source=new.source)
+
+    def _shutdown(self) -> None:
+        self.log.info("daemon.stopping", inflight=len(self._inflight),
+                      queue_depth=self.intake.depth())
+        with contextlib.suppress(Exception):
+            self.scheduler.shutdown(wait=False)
+        self.watcher.stop()
+        # Claimed but not started: give them back to the inbox, untouched.
+        for fut, item in list(self._inflight.items()):
+            if fut.cancel():
+                self._inflight.pop(fut)
+                self._return_unstarted(item)
+        for item in self._ready:
+            self._return_unstarted(item)
+        self._ready.clear()
+        deadline = time.monotonic() + 60.0
+        while self._inflight and not self._force and time.monotonic() < deadline:
+            self._drain_done()
+            self.intake.wait(_TICK)
+        self._drain_done()
+        self.pool.shutdown(wait=not self._force)
+        self.journal.close()
+        self.log.info("daemon.stopped", processed=self.counters.processed,
+                      quarantined=self.counters.quarantined, left_inflight=len(self._inflight))
+
+    def _return_unstarted(self, item: _InFlight) -> None:
+        if item.origin is None or not store.unclaim(Path(item.task.path), Path(item.origin)):
+            return  # stays in the work area; the next start processes it first
+        self.journal.finished(item.task.claim_id, outcome="returned", reason="shutdown")
+

@@ -1,0 +1,238 @@
+"""Bytes to Dataset and back, with the checks pydicom leaves to its callers.
+
+Pure: no file system. pydicom reads a truncated file without complaint (it stops at the last
+whole element), inflates deflated datasets without a limit, and quotes element values in its
+messages. Here a truncated file is told apart from a complete one by walking the element
+structure to the last byte, deflate is inflated under a cap, and every failure becomes one of our
+exceptions with a message of our own.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from io import BytesIO
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    UID,
+    ImplicitVRLittleEndian,
+)
+
+from dcmwatch.errors import EmptyFileError, NotDicomError, TooLargeError, TruncatedError
+
+#: (0002,0013) *Implementation Version Name* and (0002,0012) *Implementation Class UID* of
+#: files written by dcmwatch. The UID is 2.25 + a fixed UUID derived integer.
+IMPLEMENTATION_VERSION = "DCMWATCH_01"
+IMPLEMENTATION_UID = "2.25.181377612843386327214064418906734127105"
+
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+_UNDEFINED = 0xFFFFFFFF
+_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+_MAX_DEPTH = 64
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def decode(data: bytes, *, max_inflated: int) -> Dataset:
+    """Parse one file's bytes into a Dataset, refusing anything incomplete or not DICOM."""
+    if not data:
+        raise EmptyFileError("the file is empty")
+    try:
+        ds = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
+    except InvalidDicomError:
+        raise NotDicomError("not a DICOM file (no preamble, no file meta, no dataset)") from None
+    except (EOFError, struct.error):
+        raise TruncatedError("the file ends inside an element") from None
+    except Exception as exc:  # pydicom raises many kinds; their messages may quote values
+        raise NotDicomError(f"unreadable DICOM ({type(exc).__name__})") from None
+
+    meta = ds.file_meta if ds.file_meta is not None else FileMetaDataset()
+    tsuid = meta.get("TransferSyntaxUID")
+    start = _dataset_offset(data)
+    if start is None:  # no Part 10 header: pydicom guessed the encoding of a bare dataset
+        implicit, little = ds.original_encoding
+        if implicit is None or not _looks_like_dataset(ds):
+            raise NotDicomError("not a DICOM file (no preamble, no file meta, no dataset)")
+        body, offset = data, 0
+        tsuid = (
+            ImplicitVRLittleEndian
+            if implicit
+            else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        )
+        meta.TransferSyntaxUID = tsuid
+        ds.file_meta = meta
+    elif tsuid == DeflatedExplicitVRLittleEndian:
+        body, offset = _inflate(data[start:], max_inflated), 0
+        ds = _reread_inflated(body, meta)
+        implicit, little = False, True
+    else:
+        body, offset = data, start
+        implicit, little = ds.original_encoding
+        if implicit is None:
+            raise NotDicomError("unsupported transfer syntax")
+    _check_complete(body, offset, bool(implicit), bool(little))
+    if "SOPInstanceUID" not in ds:
+        raise NotDicomError("the dataset has no SOP Instance UID")
+    if _is_image(ds) and not any(k in ds for k in _PIXEL_KEYWORDS):
+        # Cut exactly between two elements: structurally whole, but an image without pixels.
+        raise TruncatedError("an image without pixel data")
+    return ds
+
+
+def encode(ds: Dataset) -> bytes:
+    """Write a Part 10 file (preamble, complete file meta) to bytes."""
+    meta = ds.file_meta
+    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID"))
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
+                    "PrivateInformation"):
+        if keyword in meta:
+            delattr(meta, keyword)
+    buf = BytesIO()
+    ds.preamble = b"\0" * 128
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _is_image(ds: Dataset) -> bool:
+    if "Rows" in ds:
+        return True
+    sop_class = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID")
+    return sop_class is not None and "Image Storage" in UID(str(sop_class)).name
+
+
+def _has_preamble(data: bytes) -> bool:
+    return data[128:132] == b"DICM"
+
+
+def _looks_like_dataset(ds: Dataset) -> bool:
+    return "SOPClassUID" in ds or "SOPInstanceUID" in ds
+
+
+def _dataset_offset(data: bytes) -> int | None:
+    """Offset of the first dataset byte after the file meta group, or None without meta."""
+    if data[128:132] == b"DICM":
+        pos = 132
+    elif data[:2] == b"\x02\x00" and data[4:6].isalpha():
+        pos = 0  # meta without preamble
+    else:
+        return None
+    # (0002,0000) group length is Explicit VR LE UL; walk the group by headers anyway,
+    # since some writers get the group length wrong.
+    while pos + 8 <= len(data):
+        group = struct.unpack_from("<H", data, pos)[0]
+        if group != 0x0002:
+            return pos
+        vr = data[pos + 4 : pos + 6]
+        if vr in _LONG_VRS:
+            if pos + 12 > len(data):
+                raise TruncatedError("the file ends inside the file meta")
+            length = struct.unpack_from("<L", data, pos + 8)[0]
+            pos += 12 + length
+        else:
+            length = struct.unpack_from("<H", data, pos + 6)[0]
+            pos += 8 + length
+    if pos > len(data):
+        raise TruncatedError("the file ends inside the file meta")
+    return pos
+
+
+def _inflate(raw: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise NotDicomError("the deflated dataset does not inflate") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLargeError("the deflated dataset inflates beyond limits.max_inflated_bytes")
+    if not inflater.eof:
+        raise TruncatedError("the deflated dataset ends early")
+    return out
+
+
+def _reread_inflated(body: bytes, meta: FileMetaDataset) -> Dataset:
+    """Read the inflated dataset; it is written back as Explicit VR Little Endian."""
+    try:
+        inner = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+    except Exception as exc:
+        raise NotDicomError(f"unreadable deflated dataset ({type(exc).__name__})") from None
+    ds = pydicom.FileDataset(
+        "", inner, file_meta=meta, preamble=b"\0" * 128, is_implicit_VR=False,
+        is_little_endian=True,
+    )
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def _check_complete(data: bytes, pos: int, implicit: bool, little: bool) -> None:
+    """Walk the element structure from `pos` to the end; raise if it stops short."""
+    end = _walk(data, pos, len(data), implicit, little, 0, stop_at=None)
+    if end != len(data):
+        raise TruncatedError("the file ends inside an element")
+
+
+def _walk(
+    data: bytes, pos: int, end: int, implicit: bool, little: bool, depth: int,
+    stop_at: int | None,
+) -> int:
+    """Skip elements until `end` or the delimiter `stop_at`; return the position reached."""
+    if depth > _MAX_DEPTH:
+        raise NotDicomError("sequences nested deeper than dcmwatch accepts")
+    e = "<" if little else ">"
+    tag_fmt, short_fmt, long_fmt = e + "HH", e + "H", e + "L"
+    size = len(data)
+    while pos < end:
+        if pos + 8 > size:
+            raise TruncatedError("the file ends inside an element header")
+        g, el = struct.unpack_from(tag_fmt, data, pos)
+        tag = (g << 16) | el
+        if g == 0xFFFE:  # item and delimiters: always implicit-style 4-byte length
+            length = struct.unpack_from(long_fmt, data, pos + 4)[0]
+            pos += 8
+            if tag == stop_at:
+                return pos
+            if tag == _ITEM:
+                pos = _skip_value(data, pos, length, implicit, little, depth, item=True)
+                continue
+            raise NotDicomError("unexpected delimiter in the dataset")
+        if implicit:
+            length = struct.unpack_from(long_fmt, data, pos + 4)[0]
+            pos += 8
+        else:
+            vr = data[pos + 4 : pos + 6]
+            if vr in _LONG_VRS:
+                if pos + 12 > size:
+                    raise TruncatedError("the file ends inside an element header")
+                length = struct.unpack_from(long_fmt, data, pos + 8)[0]
+                pos += 12
+            else:
+                length = struct.unpack_from(short_fmt, data, pos + 6)[0]
+                pos += 8
+        pos = _skip_value(data, pos, length, implicit, little, depth, item=False)
+    if stop_at is not None:
+        raise TruncatedError("the file ends inside a sequence")
+    return pos
+
+
+def _skip_value(
+    data: bytes, pos: int, length: int, implicit: bool, little: bool, depth: int, *, item: bool
+) -> int:
+    if length != _UNDEFINED:
+        if pos + length > len(data):
+            raise TruncatedError("the file ends inside an element value")
+        return pos + length
+    # undefined length: an item's dataset up to its delimiter, or a sequence (or encapsulated
+    # pixel data, whose fragments are items too) up to the sequence delimiter
+    stop = _ITEM_END if item else _SEQ_END
+    return _walk(data, pos, len(data), implicit, little, depth + 1, stop_at=stop)

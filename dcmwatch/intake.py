@@ -1,0 +1,181 @@
+"""Which inbox paths are ready to be claimed, in what order, each at most once at a time.
+
+Events from the kernel are hints and the folder is the truth: a path may be offered any number of
+times (events, rescans, retries) and is queued once. Completeness follows the hint: a
+close-after-write or a rename into the inbox is complete now; anything else (a creation without
+a close, a polling observer's change, a file a rescan found still warm) must first keep its size
+and mtime for `settle_seconds`.
+
+Thread-safe: the observer thread and the scheduler offer, the daemon's main thread takes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class NameFilter:
+    """Names (not paths) that are not taken until renamed: dot files, *.part, *.tmp …"""
+
+    patterns: tuple[str, ...]
+
+    def ignored(self, path: str) -> bool:
+        name = os.path.basename(path)
+        return any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+
+
+@dataclass(slots=True)
+class _Settling:
+    size: int
+    mtime_ns: int
+    due: float
+
+
+class Intake:
+    def __init__(self, inbox: Path, *, settle_seconds: float, max_pending: int,
+                 names: NameFilter, clock: Clock = time.monotonic) -> None:
+        self.inbox = inbox
+        self.settle = settle_seconds
+        self.max_pending = max_pending
+        self.names = names
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, None] = OrderedDict()
+        self._settling: dict[str, _Settling] = {}
+        self._wakeup = threading.Event()
+        #: Set when a path was dropped because the queue was full; the daemon rescans later.
+        self.overflowed = False
+        self.dropped = 0
+
+    # -- offering (any thread) -------------------------------------------------------------
+    def offer(self, path: str, *, complete: bool) -> None:
+        if not self._acceptable(path):
+            return
+        if complete:
+            self._enqueue(path)
+        else:
+            self.watch(path, delay=self.settle)
+
+    def watch(self, path: str, *, delay: float) -> None:
+        """Take `path` once it has not changed for `delay` seconds (and has settled)."""
+        if not self._acceptable(path):
+            return
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        with self._lock:
+            if path in self._pending:
+                return
+            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, self.clock() + delay)
+
+    def _acceptable(self, path: str) -> bool:
+        if self.names.ignored(path):
+            return False
+        rel = os.path.relpath(path, self.inbox)
+        if rel.startswith(".."):
+            return False
+        # A file inside a hidden folder (ours: .dcmwatch-work; rsync's .~tmp~) is not taken.
+        return not any(part.startswith(".") for part in Path(rel).parts[:-1])
+
+    def _enqueue(self, path: str) -> None:
+        with self._lock:
+            self._settling.pop(path, None)
+            if path in self._pending:
+                return
+            if len(self._pending) >= self.max_pending:
+                self.overflowed = True
+                self.dropped += 1
+                return
+            self._pending[path] = None
+        self._wakeup.set()
+
+    # -- the daemon's side ----------------------------------------------------------------
+    def take(self) -> str | None:
+        with self._lock:
+            if not self._pending:
+                return None
+            path, _ = self._pending.popitem(last=False)
+            return path
+
+    def depth(self) -> int:
+        with self._lock:
+            return len(self._pending) + len(self._settling)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def tick(self) -> None:
+        """Move settled files to the queue. Called by the daemon a few times a second."""
+        now = self.clock()
+        with self._lock:
+            due = [(p, s) for p, s in self._settling.items() if s.due <= now]
+        for path, seen in due:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                with self._lock:
+                    self._settling.pop(path, None)
+                continue
+            if (st.st_size, st.st_mtime_ns) == (seen.size, seen.mtime_ns):
+                self._enqueue(path)
+            else:
+                with self._lock:
+                    self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + self.settle)
+
+    def wait(self, timeout: float) -> None:
+        self._wakeup.wait(timeout)
+        self._wakeup.clear()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    # -- rescans ---------------------------------------------------------------------------
+    def rescan(self, *, wall_clock: Callable[[], float] = time.time) -> int:
+        """Offer every file of the inbox; warm ones settle first. Returns how many were seen."""
+        seen = 0
+        horizon_ns = int((wall_clock() - self.settle) * 1e9)
+        for path, st in _walk(str(self.inbox)):
+            seen += 1
+            if self.names.ignored(path):
+                continue
+            if st.st_mtime_ns <= horizon_ns or not stat.S_ISREG(st.st_mode):
+                self._enqueue(path)
+            else:
+                self.watch(path, delay=self.settle)
+        self.overflowed = False
+        return seen
+
+
+def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Every non-directory entry below `top`, hidden folders skipped, links never followed."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not entry.name.startswith("."):
+                    stack.append(entry.path)
+                continue
+            yield entry.path, st

@@ -1,0 +1,149 @@
+"""One file in a worker process: read, run the core, write durably, report an `Outcome`.
+
+This is the error boundary. Expected failures (`InputError`: quarantine; `TransientError`: retry
+later) become outcomes; anything else is a bug and becomes a quarantine outcome too, carrying the
+exception's class and never its message. Only a `Task` and an `Outcome` cross the process
+boundary, never a Dataset. Workers do not log: the parent logs each outcome, so stdout has one
+writer and journald gets whole lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import logging
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dcmwatch import pipeline, store
+from dcmwatch.config import Config
+from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
+
+Status = Literal["processed", "quarantine", "transient"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    #: The file to read: a work-area file (daemon) or an original (batch, never modified).
+    path: str
+    #: Our own id for this input; names its journal row, temp files and quarantine entry.
+    claim_id: str
+    #: Batch mode: the operator named this file, so hard links are fine.
+    batch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    claim_id: str
+    status: Status
+    reason: str = ""
+    #: A message of our own, free of PHI.
+    message: str = ""
+    #: Output path relative to the outbox.
+    output: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    sha256_in: str = ""
+    mtime_ns: int = 0
+    duration_ms: float = 0.0
+    worker: int = 0
+    rules: tuple[str, ...] = field(default_factory=tuple)
+
+
+_config: Config | None = None
+
+
+def init_worker(config: Config) -> None:
+    """Pool initializer: runs once in each worker process."""
+    global _config  # noqa: PLW0603 - the per-process state of a worker, set once
+    _config = config
+    _die_with_parent()
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Library warnings and log records may quote element values: silence them here.
+    warnings.simplefilter("ignore")
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.NullHandler()]
+    root.setLevel(logging.CRITICAL)
+    with contextlib.suppress(DcmwatchError):
+        pipeline.build_steps(config)  # warm the cache; a failure surfaces per file
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: after `kill -9` of the daemon, an orphan must not write on."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def run(task: Task) -> Outcome:
+    """Entry point in a worker: uses the configuration the initializer stored."""
+    if _config is None:
+        raise RuntimeError("worker used before init_worker")
+    return process(task, _config)
+
+
+def process(task: Task, config: Config) -> Outcome:
+    start = time.perf_counter()
+    pid = os.getpid()
+    mtime_ns = 0
+    size = 0
+    try:
+        got = store.read_input(task.path, max_bytes=config.limits.max_file_bytes,
+                              allow_hardlinks=task.batch)
+        mtime_ns, size = got.mtime_ns, got.size
+        result = pipeline.process_bytes(got.data, config)
+        dest = _inside(config.paths.outbox, result.relpath)
+        store.write_durable(dest, result.data, tag=task.claim_id, mode=config.output.file_mode)
+    except TransientError as exc:
+        return _failed(task, "transient", exc, start, pid, mtime_ns, size)
+    except (InputError, OutputError) as exc:
+        return _failed(task, "quarantine", exc, start, pid, mtime_ns, size)
+    except Exception as exc:  # a bug: quarantine with the class, never the message
+        return Outcome(
+            claim_id=task.claim_id, status="quarantine", reason="internal",
+            message=f"internal error ({type(exc).__name__})", mtime_ns=mtime_ns,
+            bytes_in=size, duration_ms=_ms(start), worker=pid,
+        )
+    return Outcome(
+        claim_id=task.claim_id, status="processed", output=result.relpath,
+        bytes_in=size, bytes_out=len(result.data),
+        sha256_in=hashlib.sha256(got.data).hexdigest(), mtime_ns=mtime_ns,
+        duration_ms=_ms(start), worker=pid, rules=result.rules,
+    )
+
+
+def _failed(task: Task, status: Status, exc: DcmwatchError, start: float, pid: int,
+            mtime_ns: int, size: int) -> Outcome:
+    return Outcome(
+        claim_id=task.claim_id, status=status, reason=exc.reason, message=str(exc),
+        mtime_ns=mtime_ns, bytes_in=size, duration_ms=_ms(start), worker=pid,
+    )
+
+
+def _inside(root: Path, relpath: str) -> Path:
+    """Join and prove the result stays inside `root` (layout values are already sanitised)."""
+    dest = (root / relpath).resolve()
+    base = root.resolve()
+    if base not in dest.parents:
+        raise OutputError("the output path would leave the outbox")
+    return dest
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

@@ -1,0 +1,229 @@
+"""Files on disk: reading inputs safely, writing outputs durably, claiming and quarantining.
+
+The maildir discipline, because "never lose a file" is the second promise: a result is written
+to a temporary name in its destination folder, fsynced, renamed over its final name and the
+folder fsynced; only then may the input go. Inputs are opened with O_NOFOLLOW|O_NONBLOCK and
+checked with fstat, so a symlink, FIFO or device dropped into the inbox is never followed, never
+blocks, never read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcmwatch.errors import (
+    EmptyFileError,
+    InputError,
+    NotRegularFileError,
+    OutputError,
+    TooLargeError,
+    TransientError,
+)
+
+#: errnos that mean "the world is in the way, try again later", not "the input is bad".
+TRANSIENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS,
+     errno.EAGAIN, errno.EBUSY, errno.ENFILE, errno.EMFILE, errno.ESTALE, errno.ENOMEM}
+)
+TMP_SUFFIX = ".dcmwatch-tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class InputBytes:
+    data: bytes
+    size: int
+    mtime_ns: int
+
+
+def read_input(path: str | os.PathLike[str], *, max_bytes: int,
+               allow_hardlinks: bool = False) -> InputBytes:
+    """Read a regular, singly-linked file whole, or raise an `InputError` saying why not.
+
+    A hard link dropped into the inbox could expose a file its dropper cannot read; batch mode,
+    where the operator names the inputs, allows them.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise NotRegularFileError("a symbolic link or special file, not read") from None
+        if exc.errno in TRANSIENT_ERRNOS:
+            raise TransientError(f"cannot open the input ({errno.errorcode.get(exc.errno)})") from None
+        raise InputError(f"cannot open the input ({errno.errorcode.get(exc.errno or 0)})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError("not a regular file, not read")
+        if st.st_nlink > 1 and not allow_hardlinks:
+            raise NotRegularFileError("a hard link to another file, not read")
+        if st.st_size == 0:
+            raise EmptyFileError("the file is empty")
+        if st.st_size > max_bytes:
+            raise TooLargeError("the file is larger than limits.max_file_bytes")
+        data = _read_all(fd, st.st_size, max_bytes)
+        return InputBytes(data, len(data), st.st_mtime_ns)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size_hint: int, max_bytes: int) -> bytes:
+    chunks = []
+    total = 0
+    want = size_hint
+    while True:
+        chunk = os.read(fd, max(want, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise TooLargeError("the file is larger than limits.max_file_bytes")
+        want = 1 << 16
+    if total == 0:
+        raise EmptyFileError("the file is empty")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: Path, mode: int = 0o750) -> None:
+    """mkdir -p, fsyncing each parent that gained an entry so the new folder survives a crash."""
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        fsync_dir(d.parent)
+
+
+def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> None:
+    """Atomically replace `dest` with `data`: tmp in the same folder, fsync, rename, fsync dir.
+
+    `tag` names the temporary file (`.<tag>.dcmwatch-tmp`): a retry of the same work item uses the
+    same name and so removes a partial file a killed worker left behind.
+    """
+    try:
+        ensure_dir(dest.parent, _dir_mode(mode))
+        tmp = dest.parent / f".{tag}{TMP_SUFFIX}"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            (dest.parent / f".{tag}{TMP_SUFFIX}").unlink()
+        raise _output_error(exc, "write the output") from None
+
+
+def _output_error(exc: OSError, what: str) -> OutputError:
+    name = errno.errorcode.get(exc.errno or 0, "unknown")
+    if exc.errno in TRANSIENT_ERRNOS:
+        return TransientError(f"cannot {what} ({name})")
+    return OutputError(f"cannot {what} ({name})")
+
+
+def _dir_mode(file_mode: int) -> int:
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
+def claim(src: Path, work: Path) -> os.stat_result:
+    """Move an inbox file into the work area (atomic rename, same filesystem); return its lstat.
+
+    A rename never opens the file, so it is safe for symlinks and FIFOs too: they are claimed
+    like anything else and refused by `read_input`.
+    """
+    st = os.lstat(src)
+    os.rename(src, work)
+    return st
+
+
+def unclaim(work: Path, src: Path) -> bool:
+    """Give a claimed file back to its inbox name, unless something new took that name."""
+    try:
+        os.link(work, src, follow_symlinks=False)
+    except OSError:  # a new file took the name, or its folder is gone
+        return False
+    work.unlink()
+    fsync_dir(src.parent)
+    return True
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def quarantine(work: Path, dest_dir: Path, name: str, sidecar: dict[str, Any], *,
+               mode: int = 0o640, keep_source: bool = False) -> Path:
+    """Put the untouched original at `dest_dir/name.dcm` with `name.json` beside it.
+
+    The sidecar is written first, then the original; a crash between the two leaves the work
+    item in place, so it is quarantined again under the same name. With `keep_source` (batch
+    mode) the original is copied, never moved.
+    """
+    ensure_dir(dest_dir, _dir_mode(mode))
+    body = json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"
+    write_durable(dest_dir / f"{name}.json", body, tag=f"{name}.json", mode=mode)
+    target = dest_dir / f"{name}.dcm"
+    st = os.lstat(work)
+    if not keep_source and _same_device(st, dest_dir):
+        os.replace(work, target)
+        fsync_dir(dest_dir)
+        return target
+    if stat.S_ISREG(st.st_mode):
+        data = read_input_unchecked(work)
+        write_durable(target, data, tag=name, mode=mode)
+    else:
+        # A link or special file is never read: its name and type are recorded in the sidecar.
+        write_durable(target, b"", tag=name, mode=mode)
+    if not keep_source:
+        work.unlink()
+    return target
+
+
+def read_input_unchecked(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        return _read_all(fd, os.fstat(fd).st_size, 1 << 62)
+    except EmptyFileError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _same_device(st: os.stat_result, folder: Path) -> bool:
+    return os.stat(folder).st_dev == st.st_dev
+
+
+def same_filesystem(a: Path, b: Path) -> bool:
+    return os.stat(a).st_dev == os.stat(b).st_dev

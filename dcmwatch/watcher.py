@@ -1,0 +1,92 @@
+"""watchdog behind one small adapter: filesystem events in, `Intake.offer` calls out.
+
+Two traps shape it (see pitfalls.md): an exception escaping a handler silently kills watchdog's
+dispatch thread, so the handler catches everything; and the polling observer stops when its
+folder raises `OSError`, so `alive()` is checked by the daemon, which restarts the observer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+Offer = Callable[[str, bool], None]
+OnError = Callable[[BaseException], None]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, offer: Offer, on_error: OnError, on_new_dir: Callable[[str], None]) -> None:
+        self._offer = offer
+        self._on_error = on_error
+        self._on_new_dir = on_new_dir
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._dispatch(event)
+        except BaseException as exc:  # noqa: BLE001 - must never reach watchdog's thread
+            self._on_error(exc)
+
+    def _dispatch(self, event: FileSystemEvent) -> None:
+        if isinstance(event, FileClosedEvent):  # close after write (inotify only)
+            self._offer(_s(event.src_path), True)
+        elif isinstance(event, FileMovedEvent):  # renamed into (or within) the inbox
+            self._offer(_s(event.dest_path), True)
+        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
+            # No close event may follow (hard link, NFS, a writer that keeps it open): settle.
+            self._offer(_s(event.src_path), False)
+        elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+            # A folder moved in whole carries files no event will ever announce.
+            path = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
+            self._on_new_dir(_s(path))
+
+
+def _s(path: Any) -> str:
+    return os.fsdecode(path)
+
+
+class Watcher:
+    def __init__(self, inbox: Path, mode: str, poll_seconds: float, offer: Offer,
+                 on_error: OnError, on_new_dir: Callable[[str], None]) -> None:
+        self.inbox = inbox
+        self.mode = mode
+        self.poll_seconds = poll_seconds
+        self._handler = _Handler(offer, on_error, on_new_dir)
+        self._observer: Any = None
+        self.kind = ""
+
+    def start(self) -> None:
+        if self.mode == "polling":
+            observer: Any = PollingObserver(timeout=self.poll_seconds)
+            self.kind = "polling"
+        else:
+            observer = Observer()
+            self.kind = type(observer).__name__.replace("Observer", "").lower() or "native"
+        observer.daemon = True
+        observer.schedule(self._handler, str(self.inbox), recursive=True)
+        observer.start()
+        self._observer = observer
+
+    def alive(self) -> bool:
+        return self._observer is not None and bool(self._observer.is_alive())
+
+    def stop(self, timeout: float = 5.0) -> None:
+        obs, self._observer = self._observer, None
+        if obs is None:
+            return
+        obs.stop()
+        obs.join(timeout)

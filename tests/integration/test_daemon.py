@@ -1,0 +1,221 @@
+"""The daemon end to end: `python -m dcmwatch run` on temporary folders, files dropped in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from dcmwatch.testing import MARKERS, ct_series_bytes, find_markers, write_series
+from tests.conftest import DaemonProcess, outputs, write_config
+
+pytestmark = pytest.mark.integration
+
+SMALL = {"rows": 64, "columns": 64}
+
+
+def phi_name(i: int) -> str:
+    """Input names carry PHI, as scanners' names often do."""
+    return f"{MARKERS.patient_name.split('^')[0]}_{MARKERS.patient_id}_{i:03d}.dcm"
+
+
+def assert_no_phi(daemon: DaemonProcess) -> None:
+    """No marker value, and no input file name, anywhere in logs, sidecars or output paths."""
+    texts = {"log": daemon.log_text()}
+    for sidecar in daemon.quarantine.glob("*.json"):
+        texts[f"sidecar {sidecar.name}"] = sidecar.read_text()
+    texts["paths"] = "\n".join(str(p) for p in daemon.root.rglob("*"))
+    for where, text in texts.items():
+        assert find_markers(text) == [], f"PHI marker in {where}"
+    for out in outputs(daemon.outbox):
+        assert find_markers(out.read_bytes()) == [], f"PHI marker in output {out.name}"
+
+
+class TestIntake:
+    def test_copied_files_come_out_deidentified(self, daemon: DaemonProcess, tmp_path: Path) -> None:
+        """Files copied into the inbox appear de-identified in the outbox and leave the inbox."""
+        daemon.start()
+        src = tmp_path / "scanner"
+        files = write_series(src, 5, **SMALL)
+        for f in files:
+            shutil.copy(f, daemon.inbox / f.name)
+        outs = daemon.wait_outputs(5)
+        daemon.wait_event("file.processed", count=5)
+        assert len(outs) == 5
+        for out in outs:
+            ds = pydicom.dcmread(out)
+            assert ds.PatientIdentityRemoved == "YES"
+            assert ds.PatientName != MARKERS.patient_name
+        assert _inbox_files(daemon) == []
+        assert daemon.stop() == 0
+        assert_no_phi(daemon)
+
+    def test_temp_name_then_rename(self, daemon: DaemonProcess) -> None:
+        """rsync/scp style: written under a hidden .part name, taken only after the rename."""
+        daemon.start()
+        data = ct_series_bytes(1, **SMALL)[0]
+        part = daemon.inbox / f".{phi_name(0)}.part"
+        with part.open("wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            time.sleep(0.5)  # a close here would not count: the name is ignored
+            fh.write(data[len(data) // 2 :])
+        time.sleep(0.3)
+        assert outputs(daemon.outbox) == []
+        part.rename(daemon.inbox / phi_name(0))
+        daemon.wait_outputs(1)
+        assert list(daemon.quarantine.glob("*.dcm")) == []
+        assert daemon.stop() == 0
+        assert_no_phi(daemon)
+
+    def test_slow_writer_that_closes_and_reopens(self, daemon: DaemonProcess) -> None:
+        """A writer that closes half-way and reopens (SMB clients do) is not quarantined."""
+        daemon.start()
+        data = ct_series_bytes(1, **SMALL)[0]
+        target = daemon.inbox / phi_name(1)
+        with target.open("wb") as fh:
+            fh.write(data[: len(data) // 3])
+        daemon.wait_event("file.deferred", timeout=10)
+        with target.open("ab") as fh:
+            fh.write(data[len(data) // 3 :])
+        outs = daemon.wait_outputs(1)
+        assert len(outs) == 1
+        assert list(daemon.quarantine.glob("*")) == []
+        assert daemon.stop() == 0
+
+    def test_preexisting_files_processed_at_start(self, tmp_path: Path, config_file: Path) -> None:
+        """Files already waiting in the inbox when the daemon starts are processed."""
+        d = DaemonProcess(config_file, tmp_path)
+        write_series(d.inbox, 4, **SMALL)
+        sub = d.inbox / "nested" / "deeper"
+        write_series(sub, 2, seed=7, **SMALL)
+        try:
+            d.start()
+            assert len(d.wait_outputs(6)) == 6
+            assert d.stop() == 0
+        finally:
+            d.kill()
+        assert _inbox_files(d) == []
+
+
+class TestBadInput:
+    def test_bad_files_are_quarantined_with_reasons(self, daemon: DaemonProcess) -> None:
+        """Empty, non-DICOM and truncated files go to quarantine with a JSON reason; the daemon
+        keeps going and processes a good file after them."""
+        daemon.start()
+        data = ct_series_bytes(1, **SMALL)[0]
+        (daemon.inbox / phi_name(10)).write_bytes(b"")
+        (daemon.inbox / phi_name(11)).write_bytes(os.urandom(4000))
+        old = time.time() - 3600
+        truncated = daemon.inbox / phi_name(12)
+        truncated.write_bytes(data[: len(data) - 777])
+        os.utime(truncated, (old, old))  # long finished: truncated for good
+        # a file written long ago is picked up by the rescan, not by an event
+        daemon.wait_event("file.quarantined", count=2)
+        d2 = daemon.inbox / phi_name(13)
+        d2.write_bytes(data)
+        daemon.wait_outputs(1)
+        events = daemon.wait_event("file.quarantined", count=3, timeout=15)
+        reasons = sorted(e["reason"] for e in events)
+        assert reasons == ["empty", "not_dicom", "truncated"]
+        sidecars = sorted(json.loads(p.read_text())["reason"] for p in daemon.quarantine.glob("*.json"))
+        assert sidecars == reasons
+        originals = sorted(p.stat().st_size for p in daemon.quarantine.glob("*.dcm"))
+        assert originals == sorted([0, 4000, len(data) - 777])
+        assert daemon.proc is not None and daemon.proc.poll() is None
+        assert daemon.stop() == 0
+        assert_no_phi(daemon)
+
+
+class TestLifecycle:
+    def test_sigterm_exits_zero_quickly(self, daemon: DaemonProcess) -> None:
+        """SIGTERM stops the daemon with exit code 0 within seconds."""
+        daemon.start()
+        t0 = time.monotonic()
+        assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+        assert time.monotonic() - t0 < 10
+        names = [e["event"] for e in daemon.events()]
+        assert "daemon.stopping" in names and names[-1] == "daemon.stopped"
+
+    def test_kill9_then_restart_processes_each_file_once(self, daemon: DaemonProcess) -> None:
+        """Work claimed before a kill -9 is finished after the restart, once."""
+        write_series(daemon.inbox, 40, **SMALL)
+        daemon.start(wait_ready=False)
+        daemon.wait_event("file.processed", count=3, timeout=30)
+        daemon.kill()
+        daemon.start()
+        outs = daemon.wait_outputs(40)
+        time.sleep(0.5)
+        assert len(outputs(daemon.outbox)) == 40
+        assert daemon.stop() == 0
+        assert _inbox_files(daemon) == []
+        assert list((daemon.state / "work").iterdir()) == []
+        tmp = [p for p in daemon.outbox.rglob("*") if p.is_file() and p not in outs]
+        assert tmp == []
+
+    def test_sighup_with_invalid_config_keeps_running(self, daemon: DaemonProcess) -> None:
+        """A broken config on SIGHUP is reported and the old one kept."""
+        daemon.start()
+        good = daemon.config.read_text()
+        daemon.config.write_text(good + "\n[bogus]\nx = 1\n")
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        ev = daemon.wait_event("config.reload_failed")
+        assert "bogus" in ev[0]["message"]
+        daemon.config.write_text(good)
+        write_series(daemon.inbox, 1, **SMALL)
+        daemon.wait_outputs(1)
+        assert daemon.stop() == 0
+
+
+class TestBatchEquivalence:
+    def test_process_gives_the_same_outputs_as_the_daemon(self, tmp_path: Path) -> None:
+        """`dcmwatch process` on a mixed folder writes byte-identical outputs to the daemon's,
+        quarantines the same bad files, exits 1, and leaves its inputs untouched."""
+        src = tmp_path / "src"
+        write_series(src, 6, **SMALL)
+        (src / "junk.dcm").write_bytes(b"not dicom at all" * 10)
+        (src / "empty.dcm").write_bytes(b"")
+        before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+
+        batch_root = tmp_path / "batch"
+        batch_root.mkdir()
+        cfg = write_config(batch_root)
+        res = subprocess.run(
+            [sys.executable, "-m", "dcmwatch", "process", "--config", str(cfg), str(src)],
+            capture_output=True, timeout=120, check=False,
+        )
+        assert res.returncode == 1, res.stderr.decode()[-2000:]
+        assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+
+        daemon_root = tmp_path / "daemon"
+        daemon_root.mkdir()
+        d = DaemonProcess(write_config(daemon_root), daemon_root)
+        shutil.copytree(src, d.inbox)
+        try:
+            d.start()
+            d.wait_outputs(6)
+            d.wait_event("file.quarantined", count=2)
+            assert d.stop() == 0
+        finally:
+            d.kill()
+
+        def tree(root: Path) -> dict[str, bytes]:
+            return {str(p.relative_to(root)): p.read_bytes() for p in outputs(root)}
+
+        assert tree(batch_root / "outbox") == tree(d.outbox)
+        assert len(tree(d.outbox)) == 6
+        assert len(list((batch_root / "quarantine").glob("*.json"))) == 2
+        assert find_markers(res.stdout + res.stderr) == []
+
+
+def _inbox_files(d: DaemonProcess) -> list[Path]:
+    return [p for p in d.inbox.rglob("*") if p.is_file() and ".dcmwatch-work" not in p.parts]
