@@ -30,7 +30,8 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dcmwatch import __version__, config as config_mod, keys, store
+from dcmwatch import __version__, keys, store
+from dcmwatch import config as config_mod
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
@@ -102,6 +103,7 @@ class Daemon:
         self._prepare_folders()
         self.journal = Journal(self.state / "journal.sqlite3")
         self.pool = Pool(self.config)
+        self.pool.warm()
         recovered = self._recover()
         previous = self._install_signals()
         threading.excepthook = self._thread_died
@@ -170,7 +172,7 @@ class Daemon:
         return sched
 
     def _install_signals(self) -> dict[int, Any]:
-        previous = {}
+        previous: dict[int, Any] = {}
         for sig, handler in ((signal.SIGTERM, self._on_term), (signal.SIGINT, self._on_term),
                              (signal.SIGHUP, self._on_hup)):
             previous[sig] = signal.signal(sig, handler)
@@ -233,7 +235,8 @@ class Daemon:
                 self._heartbeat_due = False
                 self._heartbeat()
             if self._rescan_requested or (
-                self.intake.overflowed and self.intake.pending() < self.config.queue.max_pending // 2
+                self.intake.overflowed
+                and self.intake.pending() < self.config.queue.max_pending // 2
             ):
                 self._rescan_requested = False
                 self.intake.overflowed = False

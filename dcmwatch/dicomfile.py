@@ -18,10 +18,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
-    UID,
     ImplicitVRLittleEndian,
 )
 
@@ -46,7 +46,7 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
     if not data:
         raise EmptyFileError("the file is empty")
     try:
-        ds = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
+        ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
     except InvalidDicomError:
         raise NotDicomError("not a DICOM file (no preamble, no file meta, no dataset)") from None
     except (EOFError, struct.error):
@@ -90,9 +90,11 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
 def encode(ds: Dataset) -> bytes:
     """Write a Part 10 file (preamble, complete file meta) to bytes."""
     meta = ds.file_meta
-    meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID"))
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.ImplementationClassUID = IMPLEMENTATION_UID
+    meta.MediaStorageSOPClassUID = UID(
+        str(ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID")))
+    )
+    meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
                     "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",

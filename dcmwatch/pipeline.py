@@ -76,7 +76,8 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     except DcmwatchError:
         raise
     except Exception as exc:  # pydicom's writer messages may quote values
-        raise TransformError(f"the de-identified dataset cannot be written ({type(exc).__name__})") from None
+        name = type(exc).__name__
+        raise TransformError(f"the de-identified dataset cannot be written ({name})") from None
     # The pixel step records the names of the rules it applied as a plain attribute.
     rules = tuple(getattr(ds, "_dcmwatch_rules", ()))
     return Processed(

@@ -54,9 +54,10 @@ def read_input(path: str | os.PathLike[str], *, max_bytes: int,
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO):
             raise NotRegularFileError("a symbolic link or special file, not read") from None
+        name = errno.errorcode.get(exc.errno or 0, "unknown")
         if exc.errno in TRANSIENT_ERRNOS:
-            raise TransientError(f"cannot open the input ({errno.errorcode.get(exc.errno)})") from None
-        raise InputError(f"cannot open the input ({errno.errorcode.get(exc.errno or 0)})") from None
+            raise TransientError(f"cannot open the input ({name})") from None
+        raise InputError(f"cannot open the input ({name})") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -38,7 +38,7 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
             self._dispatch(event)
-        except BaseException as exc:  # noqa: BLE001 - must never reach watchdog's thread
+        except BaseException as exc:
             self._on_error(exc)
 
     def _dispatch(self, event: FileSystemEvent) -> None:

@@ -47,10 +47,10 @@ class Pool:
         old.shutdown(wait=False, cancel_futures=False)
 
     def warm(self) -> None:
-        """Start the worker processes now rather than on the first file."""
-        futures = [self._executor.submit(_noop) for _ in range(self.size)]
-        for f in futures:
-            f.result()
+        """Start the worker processes now, not on the first file (which would wait ~0.5 s for
+        interpreters to start and import pydicom). Does not wait for them."""
+        for _ in range(self.size):
+            self._executor.submit(_noop)
 
     def shutdown(self, *, wait: bool) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)

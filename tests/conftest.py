@@ -149,3 +149,16 @@ def daemon(tmp_path: Path, config_file: Path) -> Iterator[DaemonProcess]:
     d = DaemonProcess(config_file, tmp_path)
     yield d
     d.kill()
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """Logging is the one global: each test starts from structlog's defaults."""
+    import logging
+
+    import structlog
+
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+    logging.captureWarnings(False)

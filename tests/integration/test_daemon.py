@@ -32,7 +32,8 @@ def assert_no_phi(daemon: DaemonProcess) -> None:
     texts = {"log": daemon.log_text()}
     for sidecar in daemon.quarantine.glob("*.json"):
         texts[f"sidecar {sidecar.name}"] = sidecar.read_text()
-    texts["paths"] = "\n".join(str(p) for p in daemon.root.rglob("*"))
+    ours = (daemon.outbox, daemon.quarantine, daemon.state)
+    texts["paths"] = "\n".join(str(p) for folder in ours for p in folder.rglob("*"))
     for where, text in texts.items():
         assert find_markers(text) == [], f"PHI marker in {where}"
     for out in outputs(daemon.outbox):

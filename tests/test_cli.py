@@ -1,0 +1,69 @@
+"""The command line: exit codes, check-config, process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dcmwatch import __version__, cli
+from dcmwatch.testing import write_series
+from tests.conftest import write_config
+
+
+class TestCli:
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--version prints the version and exits 0."""
+        assert cli.main(["--version"], env={}) == 0
+        assert __version__ in capsys.readouterr().out
+
+    def test_check_config_prints_effective_config(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """check-config validates and prints the effective configuration, never the key."""
+        cfg = write_config(tmp_path)
+        assert cli.main(["check-config", "--config", str(cfg)], env={}) == 0
+        out = capsys.readouterr().out
+        data = json.loads(out)
+        assert data["paths"]["inbox"] == str(tmp_path / "inbox")
+        assert "00112233" not in out
+
+    def test_config_error_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad config exits 2 with a message naming the file and key."""
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[workers]\ncount = -1\n")
+        assert cli.main(["run", "--config", str(bad)], env={}) == 2
+        assert "bad.toml: workers.count" in capsys.readouterr().err
+
+    def test_env_var_selects_config(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """DCMWATCH_CONFIG is used when --config is absent."""
+        cfg = write_config(tmp_path)
+        assert cli.main(["check-config"], env={"DCMWATCH_CONFIG": str(cfg)}) == 0
+        assert str(cfg) in capsys.readouterr().out
+
+    def test_missing_key_is_a_config_error(self, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """Without any key source the daemon refuses to start."""
+        cfg = tmp_path / "c.toml"
+        cfg.write_text("[deid]\nkey_env = 'NOPE_NOT_SET'\n")
+        assert cli.main(["process", "--config", str(cfg), str(tmp_path)], env={}) == 2
+        assert "no de-identification key" in capsys.readouterr().err
+
+    def test_group_readable_key_refused(self, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+        """A key file others can read is refused."""
+        cfg = write_config(tmp_path)
+        (tmp_path / "secret.key").chmod(0o644)
+        assert cli.main(["process", "--config", str(cfg), str(tmp_path / "x")], env={}) == 2
+        assert "chmod 600" in capsys.readouterr().err
+
+    def test_process_exit_codes(self, tmp_path: Path) -> None:
+        """process exits 0 when every file came out, 1 when any was quarantined."""
+        cfg = write_config(tmp_path)
+        src = tmp_path / "src"
+        write_series(src, 2, rows=16, columns=16)
+        assert cli.main(["process", "--config", str(cfg), str(src)], env={}) == 0
+        (src / "junk.dcm").write_bytes(b"junk" * 100)
+        assert cli.main(["process", "--config", str(cfg), str(src)], env={}) == 1
+        assert cli.main(["process", "--config", str(cfg), str(tmp_path / "missing")], env={}) == 2

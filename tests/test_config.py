@@ -1,0 +1,83 @@
+"""Configuration: validated once, errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcmwatch import config as config_mod
+from dcmwatch.errors import ConfigError
+
+
+def _load(tmp_path: Path, text: str) -> config_mod.Config:
+    f = tmp_path / "site.toml"
+    f.write_text(text)
+    return config_mod.load(f)
+
+
+class TestLoad:
+    def test_embedded_default_is_valid_and_relative_to_cwd(self, tmp_path: Path) -> None:
+        """Without a file, the embedded default applies with folders under the current one."""
+        cfg = config_mod.load(None, cwd=tmp_path)
+        assert cfg.paths.inbox == tmp_path / "inbox"
+        assert cfg.paths.state == tmp_path / "state"
+        assert cfg.source == "<embedded default>"
+
+    def test_relative_paths_resolve_against_the_config_folder(self, tmp_path: Path) -> None:
+        """Relative folders are relative to the config file, not to wherever systemd starts us."""
+        cfg = _load(tmp_path, '[paths]\ninbox = "in"\noutbox = "/abs/out"\n')
+        assert cfg.paths.inbox == tmp_path / "in"
+        assert cfg.paths.outbox == Path("/abs/out")
+
+    def test_unknown_key_names_file_and_key(self, tmp_path: Path) -> None:
+        """A typo is an error naming the file and the dotted key."""
+        with pytest.raises(ConfigError) as err:
+            _load(tmp_path, "[workers]\ncuont = 3\n")
+        assert "site.toml" in str(err.value)
+        assert "workers.cuont" in str(err.value)
+
+    def test_bad_value_names_file_and_key(self, tmp_path: Path) -> None:
+        """A bad value names its key."""
+        with pytest.raises(ConfigError, match=r"site\.toml: workers\.count"):
+            _load(tmp_path, "[workers]\ncount = 0\n")
+
+    def test_invalid_toml(self, tmp_path: Path) -> None:
+        """Broken TOML is reported with the file name."""
+        with pytest.raises(ConfigError, match=r"site\.toml: not valid TOML"):
+            _load(tmp_path, "[paths\n")
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A missing file is a config error, not a traceback."""
+        with pytest.raises(ConfigError, match="cannot read"):
+            config_mod.load(tmp_path / "nope.toml")
+
+    def test_config_is_immutable(self, tmp_path: Path) -> None:
+        """Nobody changes the configuration after load."""
+        cfg = config_mod.load(None, cwd=tmp_path)
+        with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
+            cfg.workers.count = 7  # type: ignore[misc]
+
+    def test_example_config_is_valid(self) -> None:
+        """The commented example in config/ documents keys that really exist."""
+        example = Path(__file__).parents[1] / "config" / "dcmwatch.toml"
+        cfg = config_mod.load(example)
+        assert cfg.output.layout.endswith(".dcm")
+
+
+class TestLayout:
+    @pytest.mark.parametrize(
+        ("layout", "message"),
+        [
+            ("{SOPInstanceUID}", "must end in '.dcm'"),
+            ("../{SOPInstanceUID}.dcm", "inside the outbox"),
+            ("/{SOPInstanceUID}.dcm", "inside the outbox"),
+            ("{PatientName}/{SOPInstanceUID}.dcm", "unknown field"),
+            ("{StudyInstanceUID}.dcm", "must contain {SOPInstanceUID}"),
+        ],
+    )
+    def test_unsafe_layouts_are_refused(self, tmp_path: Path, layout: str, message: str) -> None:
+        """Layouts that could leak PHI, escape the outbox or collide are refused at load."""
+        with pytest.raises(ConfigError, match=r"output\.layout") as err:
+            _load(tmp_path, f'[output]\nlayout = "{layout}"\n')
+        assert message in str(err.value)
