@@ -220,3 +220,69 @@ class TestBatchEquivalence:
 
 def _inbox_files(d: DaemonProcess) -> list[Path]:
     return [p for p in d.inbox.rglob("*") if p.is_file() and ".dcmwatch-work" not in p.parts]
+
+
+class TestMore:
+    def test_polling_observer_takes_settled_files(self, tmp_path: Path) -> None:
+        """With the polling observer (NFS/SMB), files are taken once size and mtime settle."""
+        d = DaemonProcess(write_config(tmp_path), tmp_path)
+        text = d.config.read_text().replace(
+            "[watch]\nsettle_seconds = 1.0", '[watch]\nsettle_seconds = 1.0\nobserver = "polling"\npoll_seconds = 0.2'
+        )
+        d.config.write_text(text)
+        try:
+            d.start()
+            assert d.events()[1]["observer"] == "polling"
+            write_series(d.inbox, 3, **SMALL)
+            assert len(d.wait_outputs(3)) == 3
+            assert d.stop() == 0
+        finally:
+            d.kill()
+
+    def test_sigterm_leaves_unstarted_files_in_the_inbox(self, daemon: DaemonProcess) -> None:
+        """On SIGTERM every file is either out or still in the inbox: none lost, none stuck."""
+        n = 60
+        write_series(daemon.inbox, n, **SMALL)
+        daemon.start(wait_ready=False)
+        daemon.wait_event("file.processed", count=2, timeout=30)
+        assert daemon.stop() == 0
+        out, left = len(outputs(daemon.outbox)), len(_inbox_files(daemon))
+        assert out + left == n
+        assert list((daemon.state / "work").iterdir()) == []
+
+    def test_journal_and_heartbeat(self, daemon: DaemonProcess) -> None:
+        """Each input has a journal row (hash, outcome, output, timing); heartbeats report."""
+        import sqlite3
+
+        daemon.start()
+        write_series(daemon.inbox, 2, **SMALL)
+        (daemon.inbox / "bad.dcm").write_bytes(b"x" * 300)
+        daemon.wait_outputs(2)
+        daemon.wait_event("file.quarantined")
+        beat = daemon.wait_event("heartbeat", where=lambda e: e["processed"] >= 2, timeout=10)[0]
+        assert beat["quarantined"] == 1 and beat["queue_depth"] == 0
+        assert daemon.stop() == 0
+        db = sqlite3.connect(daemon.state / "journal.sqlite3")
+        rows = db.execute("SELECT outcome, sha256, output, duration_ms FROM files").fetchall()
+        assert sorted(r[0] for r in rows) == ["processed", "processed", "quarantined"]
+        for outcome, sha, output, ms in rows:
+            if outcome == "processed":
+                assert len(sha) == 64 and output.endswith(".dcm") and ms > 0
+
+    def test_archive_keeps_the_original(self, tmp_path: Path) -> None:
+        """on_success = "archive" keeps the untouched input under the state folder."""
+        cfg = write_config(tmp_path)
+        cfg.write_text(cfg.read_text() + '\n[output]\non_success = "archive"\n')
+        d = DaemonProcess(cfg, tmp_path)
+        files = write_series(tmp_path / "src", 2, **SMALL)
+        try:
+            d.start()
+            for f in files:
+                shutil.copy(f, d.inbox / f.name)
+            d.wait_outputs(2)
+            d.wait_event("file.processed", count=2)
+            assert d.stop() == 0
+        finally:
+            d.kill()
+        archived = sorted(p.read_bytes() for p in (d.state / "archive").rglob("*.dcm"))
+        assert archived == sorted(f.read_bytes() for f in files)
