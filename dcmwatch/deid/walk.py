@@ -1,0 +1,311 @@
+"""The one pass over a dataset: each element looked up once by int tag, only changed ones touched.
+
+pydicom keeps elements as raw bytes until they are accessed; iterating a Dataset converts all of
+them (about 1 ms a CT slice) and ``save_as`` then re-encodes each. The walk therefore iterates
+``Dataset._dict``, decides from the tag and the VR as read, and accesses (converts) only the
+elements it must read or change: UIDs, names, dates, sequences, allow-listed text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from pydicom import config
+from pydicom._uid_dict import UID_dictionary
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+
+from dcmwatch.deid.dates import shift_da, shift_dt
+from dcmwatch.deid.profile import (
+    CODE_TAGS,
+    KEEP,
+    KEEP_UID_TAGS,
+    PATIENT_ID,
+    PATIENT_NAME,
+    Act,
+    Mode,
+    Rule,
+)
+from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, dummy_value, max_chars, resolve_vr
+from dcmwatch.errors import TransformError
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dcmwatch.deid.profile import Rules
+    from dcmwatch.deid.pseudonyms import Keyed
+
+__all__ = ["Walk"]
+
+_SQ: Final = "SQ"
+_NO_VALIDATION: Final = config.IGNORE
+_UI: Final = "UI"
+#: Modes ordered by strictness: a sequence inside a scrubbed one is scrubbed too.
+_MODE_OF: Final = {Act.RECURSE: Mode.NORMAL, Act.CLEAN: Mode.CLEAN, Act.SCRUB: Mode.SCRUB}
+
+
+def _strings(elem: Any) -> list[str]:
+    """The values of a string element as str, from raw bytes when it was never converted.
+
+    Only for ASCII-only VRs (UI, DA, DT, TM): their bytes are the same in every character set.
+    """
+    value = elem.value
+    if isinstance(elem, RawDataElement):
+        if value is None:
+            return []
+        text = bytes(value).decode("ascii", "replace").rstrip("\x00 ")
+        return text.split("\\") if text else []
+    if value is None:
+        return []
+    if isinstance(value, MultiValue | list | tuple):
+        return [str(v) for v in value]
+    return [str(value)] if str(value) else []
+
+
+def _join(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
+
+
+def _put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """Set a non-sequence element we built ourselves: skips pydicom's per-value validation and
+    ``__setitem__`` bookkeeping (only needed for sequences and private blocks), a few µs each."""
+    ds._dict[BaseTag(tag)] = DataElement(tag, vr, value, validation_mode=_NO_VALIDATION)
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+class Walk:
+    """Applies compiled :class:`Rules` to one dataset; holds no per-dataset state."""
+
+    __slots__ = ("_keyed", "_rules")
+
+    def __init__(self, rules: Rules, keyed: Keyed) -> None:
+        self._rules = rules
+        self._keyed = keyed
+
+    # -- entry ---------------------------------------------------------------------------
+    def dataset(self, ds: Dataset, patient_key: str, offset: int) -> None:
+        """De-identify ``ds`` and every item of every sequence in it, in place."""
+        self._level(ds, Mode.NORMAL, patient_key, offset)
+
+    def patient_key(self, ds: Dataset, inherited: str) -> str:
+        """Whose data this level is: its (0010,0020) *Patient ID*, else its name, else inherited.
+
+        Pseudonyms and date offsets derive from it, so the same patient maps to the same
+        pseudonym in every file; a level without either belongs to its parent's patient.
+        """
+        for tag, prefix in ((PATIENT_ID, "id:"), (PATIENT_NAME, "name:")):
+            if tag in ds._dict:
+                value = ds[tag].value
+                text = "" if value is None else str(value).strip()
+                if text:
+                    return prefix + text
+        return inherited
+
+    def day_offset(self, patient_key: str, low: int, high: int) -> int:
+        """The patient's date offset in days (same patient, same key → same offset)."""
+        return self._keyed.day_offset(patient_key, low, high)
+
+    def uid(self, value: str) -> str:
+        """The replacement of one UID (the same wherever it appears)."""
+        return self._keyed.uid(value)
+
+    # -- one nesting level ----------------------------------------------------------------
+    def _level(self, ds: Dataset, mode: Mode, patient_key: str, offset: int) -> None:
+        rules = self._rules
+        table = rules.table
+        extra = rules.extra[mode]
+        privates: list[int] = []
+        if PATIENT_ID in ds._dict or PATIENT_NAME in ds._dict:
+            patient_key = self.patient_key(ds, patient_key)
+        for tag, elem in list(ds._dict.items()):
+            try:
+                if tag & 0x10000:
+                    privates.append(tag)
+                    continue
+                if not tag & 0xFFFF:  # group length: stale once anything changes
+                    del ds[tag]
+                    continue
+                rule = table.get(tag)
+                if rule is None and (tag >> 24) in (0x50, 0x60):
+                    rule = rules.repeating_rule(tag)
+                vr = resolve_vr(tag, elem.VR)
+                if rule is None:
+                    if vr == _SQ:
+                        self._items(ds, tag, mode, patient_key, offset)
+                        continue
+                    if vr == _UI:
+                        self._other_uid(ds, tag, elem)
+                        continue
+                    rule = extra.get(vr)
+                    if rule is None or (mode is Mode.CLEAN and tag in CODE_TAGS):
+                        continue
+                self._apply(ds, tag, elem, vr, rule, mode, patient_key, offset)
+            except TransformError:
+                raise
+            except Exception as exc:
+                # The library's message may quote the value: only its class and the tag go out.
+                msg = f"cannot de-identify {_tag_text(tag)}: {type(exc).__name__}"
+                raise TransformError(msg) from None
+        if privates:
+            self._privates(ds, privates, mode, patient_key, offset)
+
+    def _items(self, ds: Dataset, tag: int, mode: Mode, patient_key: str, offset: int) -> None:
+        value = ds[tag].value
+        if isinstance(value, Sequence):
+            for item in value:
+                self._level(item, mode, patient_key, offset)
+        elif value:  # a sequence pydicom could not parse: its content cannot be checked
+            raise TransformError(f"sequence {_tag_text(tag)} cannot be parsed")
+
+    def _other_uid(self, ds: Dataset, tag: int, elem: Any) -> None:
+        """A UI attribute the table does not name: remapped unless it names a registered UID
+        or a class/transfer syntax, since an unknown instance UID may identify."""
+        if not self._rules.remap_other_uids or tag in KEEP_UID_TAGS:
+            return
+        values = _strings(elem)
+        if not values or all(v in UID_dictionary for v in values):
+            return
+        mapped = [v if v in UID_dictionary else self._keyed.uid(v) for v in values]
+        _put(ds, tag, _UI, _join(mapped))
+
+    # -- actions --------------------------------------------------------------------------
+    def _apply(  # noqa: PLR0912 (one branch per action: a dispatch table would hide it)
+        self,
+        ds: Dataset,
+        tag: int,
+        elem: Any,
+        vr: str,
+        rule: Rule,
+        mode: Mode,
+        patient_key: str,
+        offset: int,
+    ) -> None:
+        act = rule.act
+        if act is Act.KEEP:
+            return
+        if act is Act.REMOVE:
+            del ds[tag]
+        elif act in _MODE_OF:
+            if vr != _SQ:  # K or U* on a non-sequence (or a UN): kept as it is
+                return
+            inner = max(_MODE_OF[act], mode, key=lambda m: m.value)
+            self._items(ds, tag, inner, patient_key, offset)
+        elif act is Act.UID or (act is Act.DUMMY and vr == _UI):
+            values = _strings(elem)
+            if values:
+                _put(ds, tag, _UI, _join([self._keyed.uid(v) for v in values]))
+        elif act is Act.PSEUDONYM:
+            _put(ds, tag, vr, self._keyed.pseudonym(patient_key))
+        elif act is Act.EMPTY:
+            if vr == _SQ:
+                ds[tag] = DataElement(tag, vr, Sequence())
+            else:
+                _put(ds, tag, vr, None)
+        elif act is Act.DUMMY:
+            if vr == _SQ:
+                self._items(ds, tag, Mode.SCRUB, patient_key, offset)
+            else:
+                _put(ds, tag, vr, dummy_value(vr))
+        elif act is Act.SHIFT:
+            self._shift(ds, tag, elem, vr, rule, mode, patient_key, offset)
+        elif act is Act.ALLOW or (act is Act.GRAPHIC and vr in FREE_TEXT_VRS):
+            if not self._allowed(ds, tag):
+                fallback = rule.fallback if act is Act.ALLOW else Act.REMOVE
+                self._fallback(ds, tag, elem, vr, fallback, mode, patient_key, offset)
+        elif act is Act.REPLACE:
+            ds[tag] = DataElement(tag, vr, rule.value)  # from the operator: validated
+        elif act is Act.HASH:
+            values = [str(v) for v in _strings(ds[tag])]
+            digest = self._keyed.text("\\".join(values), max_chars(vr))
+            _put(ds, tag, vr, digest if values else None)
+
+    def _fallback(
+        self,
+        ds: Dataset,
+        tag: int,
+        elem: Any,
+        vr: str,
+        act: Act,
+        mode: Mode,
+        patient_key: str,
+        offset: int,
+    ) -> None:
+        self._apply(ds, tag, elem, vr, Rule(act), mode, patient_key, offset)
+
+    def _allowed(self, ds: Dataset, tag: int) -> bool:
+        """Whether every value of the element is an exact member of the allow-list."""
+        values = _strings(ds[tag])
+        allow = self._rules.allowlist
+        return all(v in allow for v in values)
+
+    def _shift(
+        self,
+        ds: Dataset,
+        tag: int,
+        elem: Any,
+        vr: str,
+        rule: Rule,
+        mode: Mode,
+        patient_key: str,
+        offset: int,
+    ) -> None:
+        if vr not in DATE_VRS:
+            self._fallback(ds, tag, elem, vr, rule.fallback, mode, patient_key, offset)
+            return
+        if vr == "TM":
+            return
+        shift = shift_da if vr == "DA" else shift_dt
+        values = _strings(elem)
+        shifted = [shift(v, offset) for v in values]
+        if any(s is None for s in shifted):
+            self._fallback(ds, tag, elem, vr, rule.fallback, mode, patient_key, offset)
+            return
+        if values:
+            _put(ds, tag, vr, _join([s for s in shifted if s is not None]))
+
+    # -- private attributes ---------------------------------------------------------------
+    def _privates(
+        self, ds: Dataset, tags: list[int], mode: Mode, patient_key: str, offset: int
+    ) -> None:
+        """Remove every private element except allow-listed or overridden (creator, element).
+
+        A private creator (gggg,0010-00FF) stays only while an element of its block does.
+        """
+        rules = self._rules
+        if not rules.safe_private and not rules.private_overrides:
+            for tag in tags:
+                del ds[tag]
+            return
+        kept_creators: set[int] = set()
+        for tag in tags:
+            element = tag & 0xFFFF
+            if element < 0x1000:
+                continue
+            creator_tag = (tag & 0xFFFF0000) | (element >> 8)
+            rule = None
+            if creator_tag in ds._dict:
+                creator = str(ds[creator_tag].value or "").strip()
+                key = (creator, element & 0xFF)
+                rule = rules.private_overrides.get(key)
+                if rule is None and key in rules.safe_private:
+                    rule = KEEP
+            if rule is None:
+                del ds[tag]
+                continue
+            elem = ds._dict[BaseTag(tag)]
+            # Private VRs are unknown to the data dictionary: as read, else pydicom's guess.
+            vr = elem.VR if elem.VR not in (None, "UN") else ds[tag].VR
+            if vr == _SQ and rule.act is Act.KEEP:
+                self._items(ds, tag, mode, patient_key, offset)
+            else:
+                self._apply(ds, tag, elem, vr, rule, mode, patient_key, offset)
+            if tag in ds._dict:
+                kept_creators.add(creator_tag)
+        for tag in tags:
+            if (tag & 0xFFFF) < 0x1000 and tag not in kept_creators and tag in ds._dict:
+                del ds[tag]
