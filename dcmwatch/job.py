@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pydicom.config
+
 from dcmwatch import pipeline, store
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
@@ -68,7 +70,9 @@ def init_worker(config: Config) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # Library warnings and log records may quote element values: silence them here.
+    # Library warnings and log records may quote element values: silence them here. Reading
+    # validation would also convert values we never look at.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     warnings.simplefilter("ignore")
     logging.captureWarnings(True)
     root = logging.getLogger()

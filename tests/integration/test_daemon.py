@@ -232,7 +232,7 @@ class TestMore:
         d.config.write_text(text)
         try:
             d.start()
-            assert d.events()[1]["observer"] == "polling"
+            assert d.wait_event("daemon.started")[0]["observer"] == "polling"
             write_series(d.inbox, 3, **SMALL)
             assert len(d.wait_outputs(3)) == 3
             assert d.stop() == 0
