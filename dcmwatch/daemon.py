@@ -43,6 +43,7 @@ from dcmwatch.workers import BrokenProcessPool, Pool
 
 WORK_DIR_NAME = ".dcmwatch-work"
 _TICK = 0.05
+_SETTLE_TICK = 0.1
 
 
 @dataclass(slots=True)
@@ -54,6 +55,8 @@ class _InFlight:
     claimed_wall: float
     size: int
     mtime_ns: int
+    #: In flight when a worker died: runs alone until done, so a crash can be attributed.
+    suspect: bool = False
 
 
 @dataclass(slots=True)
@@ -223,11 +226,15 @@ class Daemon:
 
     # -- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
+        last_tick = 0.0
         while not self._stop:
             self._drain_done()
             self._due_retries()
             self._fill()
-            self.intake.tick()
+            now = time.monotonic()
+            if now - last_tick >= _SETTLE_TICK:  # a stat per settling file: not on every wake
+                last_tick = now
+                self.intake.tick()
             if self._reload:
                 self._reload = False
                 self._do_reload()
@@ -246,7 +253,10 @@ class Daemon:
             self.intake.wait(_TICK)
 
     def _capacity(self) -> int:
-        return self.pool.size * self.config.workers.prefetch
+        suspects = any(i.suspect for i in self._ready) or any(
+            i.suspect for i in self._inflight.values()
+        )
+        return 1 if suspects else self.pool.size * self.config.workers.prefetch
 
     def _fill(self) -> None:
         while len(self._inflight) < self._capacity() and not self._stop:
@@ -289,7 +299,7 @@ class Daemon:
         self.intake.wake()
 
     def _drain_done(self) -> None:
-        broken = False
+        crashed: list[_InFlight] = []
         while self._done:
             fut = self._done.popleft()
             item = self._inflight.pop(fut, None)
@@ -298,23 +308,34 @@ class Daemon:
             try:
                 outcome = fut.result()
             except (BrokenProcessPool, CancelledError):
-                broken = True
-                self._crashed(item)
+                crashed.append(item)
                 continue
             except Exception as exc:  # pickling or pool failure: treat like a crash
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
-                self._crashed(item)
+                crashed.append(item)
                 continue
             self._finish(item, outcome)
-        if broken:
+        if crashed:
             self._pool_broken()
+            self._crashed(crashed)
 
     def _pool_broken(self) -> None:
         self.log.error("worker.pool_broken", restarts=self.pool.restarts + 1)
         self.pool.replace()
 
-    def _crashed(self, item: _InFlight) -> None:
-        """A worker died with this file in hand; retry it unless it keeps killing workers."""
+    def _crashed(self, items: list[_InFlight]) -> None:
+        """A worker died. With several files in flight the culprit is unknown: each is retried
+        alone (`suspect`). A file that kills its worker while alone counts an attempt, and is
+        quarantined after `max_attempts`, so a poison file cannot loop and its neighbours are
+        never blamed for it."""
+        if len(items) > 1 or not items[0].suspect:
+            for item in items:
+                item.suspect = True
+                self.log.warning("file.retry", claim_id=item.task.claim_id,
+                                 reason="worker_crashed", attempt=0)
+            self._ready.extendleft(reversed(items))
+            return
+        item = items[0]
         attempts = self.journal.attempt(item.task.claim_id)
         if attempts >= self.config.workers.max_attempts:
             outcome = Outcome(claim_id=item.task.claim_id, status="quarantine",
@@ -324,7 +345,7 @@ class Daemon:
         else:
             self.log.warning("file.retry", claim_id=item.task.claim_id, reason="worker_crashed",
                              attempt=attempts)
-            self._ready.append(item)
+            self._ready.appendleft(item)
 
     # -- outcomes ------------------------------------------------------------------------------
     def _finish(self, item: _InFlight, outcome: Outcome) -> None:

@@ -286,3 +286,25 @@ class TestMore:
             d.kill()
         archived = sorted(p.read_bytes() for p in (d.state / "archive").rglob("*.dcm"))
         assert archived == sorted(f.read_bytes() for f in files)
+
+
+class TestWorkerCrash:
+    def test_killed_worker_loses_nothing_and_blames_no_one(self, daemon: DaemonProcess) -> None:
+        """SIGKILL of a worker mid-stream: the pool is replaced, every file comes out once,
+        nothing is quarantined for a crash it did not cause."""
+        n = 80
+        write_series(daemon.inbox, n, rows=256, columns=256)
+        daemon.start(wait_ready=False)
+        daemon.wait_event("file.processed", count=5, timeout=30)
+        assert daemon.proc is not None
+        kids = subprocess.run(["pgrep", "-P", str(daemon.proc.pid)], capture_output=True,
+                              text=True, check=False).stdout.split()
+        workers = [k for k in kids
+                   if "resource_tracker" not in Path(f"/proc/{k}/cmdline").read_text()]
+        assert workers
+        os.kill(int(workers[0]), signal.SIGKILL)
+        daemon.wait_event("worker.pool_broken", timeout=20)
+        assert len(daemon.wait_outputs(n, timeout=60)) == n
+        assert daemon.stop() == 0
+        assert list(daemon.quarantine.glob("*")) == []
+        assert _inbox_files(daemon) == []
