@@ -1,0 +1,43 @@
+"""Pixel rules: HU thresholds and clips, masks and windows, exact on every pixel format.
+
+``make_pixel_step(rules, settings, derive_uid)`` builds the pure ``Dataset -> Dataset`` step the
+pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` validate the
+``[pixels]`` section and the ``[[rules]]`` tables at load. The work is split by concern:
+`rules` (matching), `hu` (modality LUT), `masks`, `window`, `codec` (decode and write-back),
+`preview` (what the rules would do, for an operator).
+"""
+
+from dcmwatch.pixels.errors import (
+    BurnedInAnnotationError,
+    PixelDataTooLargeError,
+    PixelDecodeError,
+    UnsupportedPixelsError,
+)
+from dcmwatch.pixels.preview import render_preview
+from dcmwatch.pixels.settings import (
+    HuClipAction,
+    HuThresholdAction,
+    MaskAction,
+    PixelAction,
+    PixelRule,
+    PixelSettings,
+    WindowAction,
+)
+from dcmwatch.pixels.step import RULES_ATTRIBUTE, make_pixel_step
+
+__all__ = [
+    "RULES_ATTRIBUTE",
+    "BurnedInAnnotationError",
+    "HuClipAction",
+    "HuThresholdAction",
+    "MaskAction",
+    "PixelAction",
+    "PixelDataTooLargeError",
+    "PixelDecodeError",
+    "PixelRule",
+    "PixelSettings",
+    "UnsupportedPixelsError",
+    "WindowAction",
+    "make_pixel_step",
+    "render_preview",
+]

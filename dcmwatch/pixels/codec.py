@@ -1,0 +1,401 @@
+"""Pixel data in and out: a numpy view on native bytes, a decode otherwise, and the write-back.
+
+**Fast path.** Uncompressed data (Implicit/Explicit VR Little Endian, Deflated, Explicit VR Big
+Endian) of 8, 16 or 32 bits allocated, not chroma-subsampled, whose raw values already lie in the
+(0028,0101) *Bits Stored* range, is edited through a numpy view (dtype and byte order from
+(0028,0100) *Bits Allocated*, (0028,0103) *Pixel Representation* and the transfer syntax) on a
+copy of the Pixel Data bytes. Edits happen in place, so the dtype cannot widen, and the bytes go
+back with the identical length (odd-length padding included) and the same transfer syntax, byte
+order and (0028,0006) *Planar Configuration*. No ``pixel_array`` copy.
+
+**Slow path.** Everything else is decoded by pydicom's decoders (pylibjpeg, pyjpegls, the native
+decoder for 1-bit, subsampled or unclean data) with ``raw=True``: no colour conversion, so YBR
+data stays YBR and nothing but the edited pixels changes. Written back:
+
+* native input: natively, in the same transfer syntax (byte order kept; planar configuration 0,
+  subsampled YBR_FULL_422 written as full-resolution YBR_FULL);
+* RLE Lossless, JPEG-LS Lossless, JPEG 2000 Lossless: re-encoded in that syntax by pydicom, then
+  decoded again and compared; any difference or encoder failure falls back to the next case;
+* any other (lossy or not re-encodable) syntax: Explicit VR Little Endian, with (0028,2110)
+  *Lossy Image Compression* history kept (set to 01 for JPEG baseline/extended inputs).
+
+Every write goes through `encode_native`, which checks dtype, value range and byte length before
+bytes leave numpy: the ``(arr * mask).tobytes()`` widening bug cannot reach a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.utils import compress
+from pydicom.tag import Tag
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSLossless,
+    RLELossless,
+)
+from pydicom.valuerep import VR
+
+from dcmwatch.pixels.errors import (
+    PixelDataTooLargeError,
+    PixelDecodeError,
+    UnsupportedPixelsError,
+)
+
+__all__ = [
+    "NATIVE_SYNTAXES",
+    "REENCODABLE_SYNTAXES",
+    "PixelLayout",
+    "Pixels",
+    "encode_native",
+    "open_pixels",
+    "read_layout",
+    "write_back",
+]
+
+NATIVE_SYNTAXES = frozenset(
+    {
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+    }
+)
+#: Lossless syntaxes pydicom 3 can encode: edited pixels go back in the input's syntax.
+REENCODABLE_SYNTAXES = frozenset({RLELossless, JPEGLSLossless, JPEG2000Lossless})
+#: Syntaxes that are always lossy: converting them records the history (PS3.3 C.7.6.1.1.5).
+_ALWAYS_LOSSY = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1"}
+_SUBSAMPLED = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
+_TAGS = {
+    keyword: Tag(keyword)
+    for keyword in (
+        "Rows",
+        "Columns",
+        "SamplesPerPixel",
+        "NumberOfFrames",
+        "BitsAllocated",
+        "BitsStored",
+        "PixelRepresentation",
+        "PlanarConfiguration",
+    )
+}
+_SAMPLES = {
+    "MONOCHROME1": 1,
+    "MONOCHROME2": 1,
+    "PALETTE COLOR": 1,
+    "RGB": 3,
+    "YBR_FULL": 3,
+    "YBR_FULL_422": 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PixelLayout:
+    """The (0028,xxxx) Image Pixel attributes that say how pixel bytes are laid out."""
+
+    rows: int
+    columns: int
+    samples: int
+    frames: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric: str
+    planar_configuration: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Rows * Columns * Samples * Frames * BitsAllocated / 8, rounded up (1-bit data)."""
+        bits = self.rows * self.columns * self.samples * self.frames * self.bits_allocated
+        return (bits + 7) // 8
+
+    @property
+    def stored_min(self) -> int:
+        return -(1 << (self.bits_stored - 1)) if self.pixel_representation else 0
+
+    @property
+    def stored_max(self) -> int:
+        if self.pixel_representation:
+            return (1 << (self.bits_stored - 1)) - 1
+        return (1 << self.bits_stored) - 1
+
+    def dtype(self, *, little_endian: bool) -> np.dtype[Any]:
+        """The numpy dtype of one stored sample (8, 16, 32 bits allocated)."""
+        kind = "i" if self.pixel_representation else "u"
+        order = "<" if little_endian else ">"
+        return np.dtype(f"{order}{kind}{self.bits_allocated // 8}")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pixels:
+    """Editable pixels shaped (frames, rows, columns, samples) and the layout they have now.
+
+    ``buffer`` is set on the fast path: ``array`` is a view on it and writing back is copying it.
+    """
+
+    array: npt.NDArray[Any]
+    layout: PixelLayout
+    buffer: bytearray | None = None
+
+
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
+    elem = ds.get(_TAGS[keyword])  # by tag: skips the keyword lookup on the hot path
+    value = default if elem is None else elem.value
+    if value is None or value == "":
+        if default is None:
+            raise UnsupportedPixelsError(f"the image has no ({keyword}) value")
+        value = default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UnsupportedPixelsError(f"the image's {keyword} is not a number") from None
+
+
+def read_layout(ds: Dataset) -> PixelLayout:
+    """The layout the header declares, checked for internal consistency (no pixel is read)."""
+    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise UnsupportedPixelsError("a pixel rule matched float pixel data, which it cannot edit")
+    if "PixelData" not in ds:
+        raise UnsupportedPixelsError(
+            "a pixel rule matched a dataset without (7FE0,0010) Pixel Data"
+        )
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    layout = PixelLayout(
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+        samples=_int(ds, "SamplesPerPixel", 1),
+        frames=_int(ds, "NumberOfFrames", 1) or 1,
+        bits_allocated=_int(ds, "BitsAllocated"),
+        bits_stored=_int(ds, "BitsStored", -1),
+        pixel_representation=_int(ds, "PixelRepresentation", 0),
+        photometric=photometric,
+        planar_configuration=_int(ds, "PlanarConfiguration", 0),
+    )
+    if layout.bits_stored == -1:
+        layout = replace(layout, bits_stored=layout.bits_allocated)
+    if min(layout.rows, layout.columns, layout.samples, layout.frames) < 1:
+        raise UnsupportedPixelsError("the image has zero rows, columns, samples or frames")
+    if layout.bits_allocated not in (1, 8, 16, 32):
+        raise UnsupportedPixelsError("(0028,0100) Bits Allocated is not 1, 8, 16 or 32")
+    if not 1 <= layout.bits_stored <= layout.bits_allocated:
+        raise UnsupportedPixelsError("(0028,0101) Bits Stored is outside 1..Bits Allocated")
+    if layout.pixel_representation not in (0, 1):
+        raise UnsupportedPixelsError("(0028,0103) Pixel Representation is not 0 or 1")
+    if _SAMPLES.get(photometric, layout.samples) != layout.samples:
+        raise UnsupportedPixelsError("Samples per Pixel disagrees with the photometric type")
+    return layout
+
+
+def check_size(layout: PixelLayout, limit: int) -> None:
+    """Refuse before any decode when the declared pixel data exceeds ``limit`` bytes."""
+    if layout.nbytes > limit:
+        raise PixelDataTooLargeError(
+            f"the image declares {layout.nbytes} bytes of pixel data, "
+            f"more than max_pixel_bytes ({limit})"
+        )
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if not uid:
+        raise PixelDecodeError("the dataset has no (0002,0010) Transfer Syntax UID")
+    return UID(str(uid))
+
+
+def open_pixels(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels:
+    """The image's pixels, editable: a view when possible (fast path), else decoded."""
+    view = _native_view(ds, layout, tsyntax)
+    return view if view is not None else _decode(ds, layout, tsyntax)
+
+
+def _native_view(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels | None:
+    if tsyntax not in NATIVE_SYNTAXES or layout.bits_allocated == 1:
+        return None
+    if layout.photometric in _SUBSAMPLED:
+        return None
+    little = tsyntax != ExplicitVRBigEndian
+    elem = ds["PixelData"]
+    if not little and layout.bits_allocated == 8 and elem.VR != VR.OB:
+        return None  # 8-bit OW in big endian is byte-swapped in 16-bit words: decode
+    value = elem.value
+    if not isinstance(value, bytes | bytearray) or elem.is_undefined_length:
+        raise PixelDecodeError("native Pixel Data is encapsulated or not a byte string")
+    if len(value) < layout.nbytes:
+        raise PixelDecodeError("the Pixel Data is shorter than its header declares")
+    buffer = bytearray(value)
+    dtype = layout.dtype(little_endian=little)
+    count = layout.rows * layout.columns * layout.samples * layout.frames
+    flat = np.frombuffer(buffer, dtype=dtype, count=count)
+    if layout.bits_stored < layout.bits_allocated and (
+        int(flat.min()) < layout.stored_min or int(flat.max()) > layout.stored_max
+    ):
+        return None  # bits above High Bit in use (or no sign extension): let pydicom decode
+    f, r, c, s = layout.frames, layout.rows, layout.columns, layout.samples
+    if s > 1 and layout.planar_configuration == 1:
+        array = flat.reshape(f, s, r, c).transpose(0, 2, 3, 1)
+    else:
+        array = flat.reshape(f, r, c, s)
+    return Pixels(array, layout, buffer)
+
+
+def _decode(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels:
+    try:
+        decoder = get_decoder(tsyntax)
+    except Exception as exc:  # NotImplementedError for unknown syntaxes
+        raise PixelDecodeError(
+            f"no pixel data decoder for the transfer syntax ({type(exc).__name__})"
+        ) from None
+    if not decoder.is_available:
+        raise PixelDecodeError("the decoder for the image's transfer syntax is not installed")
+    try:
+        array, meta = decoder.as_array(ds, raw=True)
+    except Exception as exc:  # decoder messages are not ours to show
+        raise PixelDecodeError(f"the pixel data cannot be decoded ({type(exc).__name__})") from None
+    photometric = str(meta.get("photometric_interpretation", layout.photometric))
+    if photometric in ("YBR_FULL_422",):
+        photometric = "YBR_FULL"  # raw decoding removed the subsampling
+    decoded = replace(
+        layout,
+        photometric=photometric,
+        samples=int(meta.get("samples_per_pixel", layout.samples)),
+        bits_stored=int(meta.get("bits_stored", layout.bits_stored)),
+        pixel_representation=int(meta.get("pixel_representation", layout.pixel_representation)),
+        planar_configuration=0,
+    )
+    array = array.reshape(decoded.frames, decoded.rows, decoded.columns, decoded.samples)
+    if decoded.bits_allocated == 1:
+        array = array.astype(np.uint8)
+    elif array.dtype.itemsize * 8 != decoded.bits_allocated:
+        array = array.astype(decoded.dtype(little_endian=True))
+    if not array.flags.writeable:
+        array = array.copy()
+    lo, hi = int(array.min()), int(array.max())
+    if lo < decoded.stored_min or hi > decoded.stored_max:
+        if decoded.pixel_representation == 0:
+            # Bits above High Bit (retired embedded overlays) are not pixel values: drop them.
+            np.bitwise_and(array, decoded.stored_max, out=array, casting="unsafe")
+        else:
+            raise PixelDecodeError("decoded values exceed the Bits Stored range")
+    return Pixels(array, decoded)
+
+
+def encode_native(array: npt.NDArray[Any], layout: PixelLayout, *, little_endian: bool) -> bytes:
+    """Pixel bytes for ``layout`` (planar configuration 0), checked before they leave numpy.
+
+    Values must lie in the Bits Stored range (else `UnsupportedPixelsError`, never a silent wrap),
+    the dtype is the one the layout names, and the length is exactly ``layout.nbytes`` plus the
+    pad byte that keeps a value even (PS3.5 7.1.1).
+    """
+    expected_shape = (layout.frames, layout.rows, layout.columns, layout.samples)
+    if array.shape != expected_shape:
+        raise UnsupportedPixelsError("edited pixels no longer match the image geometry")
+    if array.dtype.kind not in "ui":
+        raise UnsupportedPixelsError("edited pixels are not integers")
+    if array.size and (
+        int(array.min()) < layout.stored_min or int(array.max()) > layout.stored_max
+    ):
+        raise UnsupportedPixelsError("edited pixels exceed the Bits Stored range")
+    if layout.bits_allocated == 1:
+        data = np.packbits(array.reshape(-1).astype(np.uint8), bitorder="little").tobytes()
+    else:
+        dtype = layout.dtype(little_endian=little_endian)
+        out = np.ascontiguousarray(array).astype(dtype, copy=False)
+        if out.dtype != dtype or out.size != array.size:
+            raise UnsupportedPixelsError("edited pixels changed their data type")
+        data = out.tobytes()
+    if len(data) != layout.nbytes:
+        raise UnsupportedPixelsError("edited pixel bytes do not have the declared length")
+    return data + b"\x00" if len(data) % 2 else data
+
+
+def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID) -> None:
+    """Store edited pixels in ``ds`` (see the module docstring for which encoding is used)."""
+    if pixels.buffer is not None and pixels.layout == original:
+        old = ds["PixelData"].value
+        new = bytes(pixels.buffer)
+        if len(new) != len(old) or pixels.array.dtype.itemsize * 8 != original.bits_allocated:
+            raise UnsupportedPixelsError("edited pixel bytes changed length")  # pragma: no cover
+        ds.PixelData = new
+        return
+    layout = replace(pixels.layout, planar_configuration=0)
+    if tsyntax in NATIVE_SYNTAXES:
+        little = tsyntax != ExplicitVRBigEndian
+        data = encode_native(pixels.array, layout, little_endian=little)
+        _set_native(ds, data, layout)
+        return
+    if tsyntax in REENCODABLE_SYNTAXES and _try_reencode(ds, pixels.array, layout, tsyntax):
+        return
+    data = encode_native(pixels.array, layout, little_endian=True)
+    _set_native(ds, data, layout)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
+        if keyword in ds:
+            del ds[keyword]
+    method = _ALWAYS_LOSSY.get(tsyntax)
+    if method is not None:
+        ds.LossyImageCompression = "01"
+        methods = ds.get("LossyImageCompressionMethod")
+        listed = [] if methods is None else [str(m) for m in _as_list(methods)]
+        if method not in listed:
+            ds.LossyImageCompressionMethod = [*listed, method] if listed else method
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _set_header(ds: Dataset, layout: PixelLayout) -> None:
+    ds.SamplesPerPixel = layout.samples
+    ds.PhotometricInterpretation = layout.photometric
+    if layout.samples > 1:
+        ds.PlanarConfiguration = layout.planar_configuration
+    elif "PlanarConfiguration" in ds:
+        del ds.PlanarConfiguration
+    ds.BitsAllocated = layout.bits_allocated
+    ds.BitsStored = layout.bits_stored
+    ds.HighBit = layout.bits_stored - 1
+    ds.PixelRepresentation = layout.pixel_representation
+
+
+def _set_native(ds: Dataset, data: bytes, layout: PixelLayout) -> None:
+    _set_header(ds, layout)
+    ds.PixelData = data
+    elem = ds["PixelData"]
+    elem.VR = VR.OB if layout.bits_allocated <= 8 else VR.OW
+    elem.is_undefined_length = False
+
+
+def _try_reencode(
+    ds: Dataset, array: npt.NDArray[Any], layout: PixelLayout, tsyntax: UID
+) -> bool:
+    """Re-encode losslessly in ``tsyntax``; True only when a decode gives ``array`` back."""
+    shaped = array.astype(array.dtype.newbyteorder("="), copy=False)
+    if layout.samples == 1:
+        shaped = shaped[..., 0]
+    if layout.frames == 1:
+        shaped = shaped[0]
+    _set_header(ds, layout)
+    try:
+        compress(ds, tsyntax, np.ascontiguousarray(shaped), generate_instance_uid=False)
+        check, _ = get_decoder(tsyntax).as_array(ds, raw=True)
+    except Exception:  # any encoder refusal means: fall back to native
+        return False
+    return bool(np.array_equal(check.reshape(array.shape), array))

@@ -1,0 +1,43 @@
+"""Why a pixel rule could not be applied: subclasses of `TransformError`, so the job quarantines.
+
+Messages are ours and PHI-free: they name attributes and conditions, never element values nor a
+library's exception message (pydicom's may quote values); a library exception's *class* name may
+appear, for engineers.
+"""
+
+from __future__ import annotations
+
+from dcmwatch.errors import TransformError
+
+__all__ = [
+    "BurnedInAnnotationError",
+    "PixelDataTooLargeError",
+    "PixelDecodeError",
+    "UnsupportedPixelsError",
+]
+
+
+class BurnedInAnnotationError(TransformError):
+    """(0028,0301) *Burned In Annotation* is YES and the ``burned_in_annotation`` policy refuses
+    the image: a person must look at it (or a mask rule must be configured for its source)."""
+
+    reason = "burned_in_annotation"
+
+
+class PixelDataTooLargeError(TransformError):
+    """The pixel data the header declares exceeds ``[pixels] max_pixel_bytes``; nothing decoded."""
+
+    reason = "pixel_data_too_large"
+
+
+class PixelDecodeError(TransformError):
+    """The pixel data is inconsistent with its header or no installed decoder can read it."""
+
+    reason = "pixel_decode"
+
+
+class UnsupportedPixelsError(TransformError):
+    """A rule matched an image whose pixel format it cannot be applied to exactly (for example a
+    HU action on an image without a modality LUT, or float pixel data)."""
+
+    reason = "pixel_unsupported"

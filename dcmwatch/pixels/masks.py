@@ -1,0 +1,198 @@
+"""Mask geometry and fill values: where a mask writes and what it writes there.
+
+Rectangles are applied as array slices (no per-pixel work outside them); circles and polygons are
+rasterised into a boolean bitmap restricted to their bounding box. All coordinates follow
+`MaskAction`: x = column, y = row, pixel index points, shapes clipped to the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_color_lut
+
+from dcmwatch.pixels.errors import UnsupportedPixelsError
+from dcmwatch.pixels.hu import ModalityLut
+from dcmwatch.pixels.settings import MaskAction
+
+__all__ = ["Region", "darkest_fill", "explicit_fill", "paint", "region_for"]
+
+#: Fractions are rounded to this many decimals before flooring/ceiling, so 0.1 * 100 is 10.
+_FRACTION_DECIMALS = 6
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Region:
+    """The pixels a mask shape list covers in an image of ``rows`` x ``columns``."""
+
+    rows: int
+    columns: int
+    #: (row0, row1, col0, col1), half-open, clipped, non-empty.
+    rects: tuple[tuple[int, int, int, int], ...]
+    #: Union of circles and polygons, or None when the action has none.
+    bitmap: npt.NDArray[np.bool_] | None
+
+    @property
+    def empty(self) -> bool:
+        return not self.rects and (self.bitmap is None or not self.bitmap.any())
+
+    def as_bitmap(self) -> npt.NDArray[np.bool_]:
+        """Every covered pixel as one boolean image (for ``keep_inside`` and previews)."""
+        out = (
+            self.bitmap.copy()
+            if self.bitmap is not None
+            else np.zeros((self.rows, self.columns), dtype=np.bool_)
+        )
+        for r0, r1, c0, c1 in self.rects:
+            out[r0:r1, c0:c1] = True
+        return out
+
+
+def region_for(action: MaskAction, rows: int, columns: int) -> Region:
+    """Resolve the action's shapes (pixels or fractions) against one image geometry."""
+    sx, sy = (float(columns), float(rows)) if action.fractions else (1.0, 1.0)
+    sr = float(min(rows, columns)) if action.fractions else 1.0
+    rects: list[tuple[int, int, int, int]] = []
+    for x, y, w, h in action.rects:
+        c0 = math.floor(round(x * sx, _FRACTION_DECIMALS))
+        c1 = math.ceil(round((x + w) * sx, _FRACTION_DECIMALS))
+        r0 = math.floor(round(y * sy, _FRACTION_DECIMALS))
+        r1 = math.ceil(round((y + h) * sy, _FRACTION_DECIMALS))
+        c0, c1 = max(c0, 0), min(c1, columns)
+        r0, r1 = max(r0, 0), min(r1, rows)
+        if c0 < c1 and r0 < r1:
+            rects.append((r0, r1, c0, c1))
+    bitmap: npt.NDArray[np.bool_] | None = None
+    if action.circles or action.polygons:
+        bitmap = np.zeros((rows, columns), dtype=np.bool_)
+        for cx, cy, r in action.circles:
+            _draw_circle(bitmap, cx * sx, cy * sy, r * sr)
+        for poly in action.polygons:
+            _draw_polygon(bitmap, [(x * sx, y * sy) for x, y in poly])
+    return Region(rows, columns, tuple(rects), bitmap)
+
+
+def _window(lo: float, hi: float, size: int) -> tuple[int, int]:
+    return max(math.floor(lo), 0), min(math.ceil(hi) + 1, size)
+
+
+def _draw_circle(bitmap: npt.NDArray[np.bool_], cx: float, cy: float, r: float) -> None:
+    rows, columns = bitmap.shape
+    r0, r1 = _window(cy - r, cy + r, rows)
+    c0, c1 = _window(cx - r, cx + r, columns)
+    if r0 >= r1 or c0 >= c1:
+        return
+    yy = np.arange(r0, r1, dtype=np.float64)[:, None]
+    xx = np.arange(c0, c1, dtype=np.float64)[None, :]
+    bitmap[r0:r1, c0:c1] |= (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def _draw_polygon(bitmap: npt.NDArray[np.bool_], vertices: list[tuple[float, float]]) -> None:
+    """Even-odd rule on pixel index points, vectorised per edge over the bounding box."""
+    rows, columns = bitmap.shape
+    xs = [v[0] for v in vertices]
+    ys = [v[1] for v in vertices]
+    r0, r1 = _window(min(ys), max(ys), rows)
+    c0, c1 = _window(min(xs), max(xs), columns)
+    if r0 >= r1 or c0 >= c1:
+        return
+    yy = np.arange(r0, r1, dtype=np.float64)[:, None]
+    xx = np.arange(c0, c1, dtype=np.float64)[None, :]
+    inside = np.zeros((r1 - r0, c1 - c0), dtype=np.bool_)
+    n = len(vertices)
+    for i in range(n):
+        x1, y1 = vertices[i]
+        x2, y2 = vertices[(i + 1) % n]
+        if y1 == y2:
+            continue
+        crosses = (y1 > yy) != (y2 > yy)
+        x_at = x1 + (yy - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (xx < x_at)
+    bitmap[r0:r1, c0:c1] |= inside
+
+
+def explicit_fill(value: int | tuple[int, ...], samples: int, lo: int, hi: int) -> list[int]:
+    """A configured stored fill, one value per sample, clipped into the stored range."""
+    values = [value] if isinstance(value, int) else list(value)
+    if len(values) == 1:
+        values = values * samples
+    if len(values) != samples:
+        raise UnsupportedPixelsError("the mask 'fill' has not one value per sample of the image")
+    return [min(max(v, lo), hi) for v in values]
+
+
+def darkest_fill(
+    ds: Dataset, photometric: str, *, samples: int, lo: int, hi: int, lut: ModalityLut | None
+) -> list[int]:
+    """The stored value(s) displayed darkest, per (0028,0004) *Photometric Interpretation*."""
+    if photometric in ("MONOCHROME1", "MONOCHROME2"):
+        inverted = photometric == "MONOCHROME1"
+        if lut is not None:
+            return [lut.darkest_stored(inverted=inverted)]
+        return [hi if inverted else lo]
+    if photometric == "RGB":
+        return [0] * samples
+    if photometric == "YBR_FULL":
+        mid = (hi + 1) // 2
+        return [0, mid, mid]
+    if photometric == "PALETTE COLOR":
+        return [_darkest_palette_index(ds, lo, hi)]
+    raise UnsupportedPixelsError("a mask matched an image of an unsupported photometric type")
+
+
+def _darkest_palette_index(ds: Dataset, lo: int, hi: int) -> int:
+    """The index of lowest luminance (Rec. 601 weights) in the (0028,1201..1203) palette."""
+    if hi - lo + 1 > 1 << 16:
+        raise UnsupportedPixelsError("a palette colour image of more than 16 bits")
+    indices = np.arange(lo, hi + 1, dtype=np.int32 if lo < 0 else np.uint16)
+    try:
+        rgb = np.asarray(apply_color_lut(indices, ds), dtype=np.float64)
+    except Exception as exc:  # pydicom's message may quote values
+        raise UnsupportedPixelsError(
+            f"the palette colour lookup table cannot be used ({type(exc).__name__})"
+        ) from None
+    luminance = rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114
+    return lo + int(np.argmin(luminance))
+
+
+def paint(
+    frames: npt.NDArray[Any],
+    indices: range | list[int],
+    region: Region,
+    fill: list[int],
+    *,
+    keep_inside: bool,
+) -> bool:
+    """Write ``fill`` into ``region`` (or everything outside it) of the chosen frames, in place.
+
+    ``frames`` is (frames, rows, columns, samples); ``fill`` has one value per sample. Returns
+    whether any pixel was covered.
+    """
+    value = np.asarray(fill, dtype=np.int64)
+    # Clipped into the range by the caller; the cast below cannot wrap.
+    fill_arr = value.astype(frames.dtype, casting="unsafe")
+    if not np.array_equal(fill_arr.astype(np.int64), value):
+        raise UnsupportedPixelsError("a fill value does not fit the pixel data type")
+    if keep_inside:
+        outside = ~region.as_bitmap()
+        if not outside.any():
+            return False
+        where = outside[:, :, None]
+        for f in indices:
+            np.copyto(frames[f], fill_arr, where=where)
+        return True
+    if region.empty:
+        return False
+    all_frames = isinstance(indices, range) and len(indices) == frames.shape[0]
+    targets = [frames] if all_frames else [frames[f] for f in indices]
+    for target in targets:
+        for r0, r1, c0, c1 in region.rects:
+            target[..., r0:r1, c0:c1, :] = fill_arr
+        if region.bitmap is not None:
+            np.copyto(target, fill_arr, where=region.bitmap[:, :, None])
+    return True

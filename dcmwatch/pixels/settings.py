@@ -1,0 +1,344 @@
+"""The ``[pixels]`` section and the ``[[rules]]`` tables of the TOML config, validated at load.
+
+Everything an operator can get wrong is caught here, before the daemon takes a single file: an
+unknown action ``type`` (pydantic's discriminated union names the offending tag), a rectangle that
+cannot lie in any DICOM image, a HU action on a rule that could match images whose stored values
+are not Hounsfield units. Error locations are pydantic's ``loc`` (``actions.0.mask.rects``); the
+config loader prefixes the file name and ``rules[i]``.
+
+**Which rules may use HU.** Only CT images carry Hounsfield units: PS3.3 C.8.2.1 makes
+(0028,1052) *Rescale Intercept* / (0028,1053) *Rescale Slope* mandatory in the CT Image module
+and defines their output as HU. PET rescales to activity (Bq/ml, SUV), MR has no modality LUT at
+all. A rule with a HU action (``hu_threshold``, ``hu_clip``, a mask with ``fill_hu``) must
+therefore say ``Modality = "CT"`` (or a list whose every entry is exactly ``"CT"``), without glob
+characters. At run time a matched image without a usable modality LUT, or whose (0028,1054)
+*Rescale Type* is present and not ``HU``, is refused with a `TransformError`.
+
+The models are frozen and hashable, so a whole `Config` can key a cache.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+__all__ = [
+    "HuClipAction",
+    "HuThresholdAction",
+    "MaskAction",
+    "PixelAction",
+    "PixelRule",
+    "PixelSettings",
+    "WindowAction",
+]
+
+#: (0028,0010) *Rows* and (0028,0011) *Columns* are US: no image is larger than this.
+MAX_DIMENSION = 65535
+
+MatchScalar = str | int | float
+MatchValue = MatchScalar | tuple[MatchScalar, ...]
+
+#: VRs whose values are bulk data or nested datasets: nothing an operator can glob against.
+_UNMATCHABLE_VRS = frozenset({"SQ", "OB", "OW", "OD", "OF", "OL", "OV", "UN", "OB or OW"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Frames = tuple[Annotated[int, Field(ge=1, le=2**31 - 1)], ...]
+
+
+class HuThresholdAction(_Frozen):
+    """Replace every pixel whose HU is below ``below`` and/or above ``above`` with ``fill_hu``.
+
+    The comparison is made in HU through the modality LUT and is exact: the HU limit is turned into
+    a stored-value limit such that ``stored * slope + intercept < below`` holds for exactly the
+    pixels the HU comparison selects. ``fill_hu`` is written back as the stored value whose HU is
+    nearest to it (clipped to the (0028,0101) *Bits Stored* range).
+    """
+
+    type: Literal["hu_threshold"]
+    below: float | None = None
+    above: float | None = None
+    fill_hu: float = -1000.0
+    #: 1-based frame numbers; all frames when absent.
+    frames: Frames | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        if self.below is None and self.above is None:
+            raise ValueError("hu_threshold needs 'below' and/or 'above'")
+        for name in ("below", "above", "fill_hu"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"'{name}' must be a finite number")
+        return self
+
+
+class HuClipAction(_Frozen):
+    """Clip HU into ``[min, max]``: a pixel below ``min`` becomes the lowest stored value whose HU
+    is at least ``min`` (likewise for ``max``), so the result lies in the interval exactly."""
+
+    type: Literal["hu_clip"]
+    min: float | None = None
+    max: float | None = None
+    frames: Frames | None = None
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("hu_clip needs 'min' and/or 'max'")
+        if any(v is not None and not math.isfinite(v) for v in (self.min, self.max)):
+            raise ValueError("'min' and 'max' must be finite numbers")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("'min' must not exceed 'max'")
+        return self
+
+
+class MaskAction(_Frozen):
+    """Overwrite regions (burned-in text) or, with ``keep_inside``, everything outside them
+    (a field of view).
+
+    Coordinates are ``x`` = column, ``y`` = row, origin at the top-left pixel. ``rects`` are
+    ``[x, y, width, height]``, ``circles`` ``[cx, cy, radius]``, ``polygons`` lists of ``[x, y]``
+    vertices (a pixel is inside when its index point is, even-odd rule). With ``fractions = true``
+    every coordinate is a fraction of the image (x of Columns, y of Rows, a radius of the smaller
+    side), rounded outwards for rectangles. Shapes reaching past the image are clipped to it.
+
+    The fill: ``fill`` is a stored value (one for all samples, or one per sample), ``fill_hu`` a
+    HU value (CT rules only), by default the darkest value the image can show: the lowest stored
+    value (MONOCHROME2), the highest (MONOCHROME1), black (RGB; Y=0, Cb=Cr=mid-range for
+    YBR_FULL), the palette entry of lowest luminance (PALETTE COLOR).
+    """
+
+    type: Literal["mask"]
+    fractions: bool = False
+    rects: tuple[tuple[float, float, float, float], ...] = ()
+    circles: tuple[tuple[float, float, float], ...] = ()
+    polygons: tuple[tuple[tuple[float, float], ...], ...] = ()
+    keep_inside: bool = False
+    fill: int | tuple[int, ...] | None = None
+    fill_hu: float | None = None
+    frames: Frames | None = None
+    #: Whether applying this mask (to every frame) means the burned-in annotation is gone, so
+    #: (0028,0301) *Burned In Annotation* becomes ``NO``. Set false for masks with another purpose.
+    clears_burned_in: bool = True
+
+    @field_validator("rects")
+    @classmethod
+    def _rects_plausible(
+        cls, v: tuple[tuple[float, float, float, float], ...], info: ValidationInfo
+    ) -> tuple[tuple[float, float, float, float], ...]:
+        fractions = bool(info.data.get("fractions", False))
+        for i, (x, y, w, h) in enumerate(v):
+            if any(not math.isfinite(c) for c in (x, y, w, h)):
+                raise ValueError(f"rects[{i}]: coordinates must be finite numbers")
+            if fractions:
+                if min(x, y) < 0 or w <= 0 or h <= 0 or x + w > 1 or y + h > 1:
+                    raise ValueError(
+                        f"rects[{i}]: with fractions = true, x, y >= 0, width, height > 0 "
+                        "and x + width, y + height <= 1"
+                    )
+                continue
+            if any(not float(c).is_integer() for c in (x, y, w, h)):
+                raise ValueError(f"rects[{i}]: pixel coordinates must be whole numbers")
+            if min(x, y) < 0 or w < 1 or h < 1:
+                raise ValueError(f"rects[{i}]: x, y must be >= 0 and width, height >= 1")
+            if x + w > MAX_DIMENSION or y + h > MAX_DIMENSION:
+                raise ValueError(
+                    f"rects[{i}]: lies beyond {MAX_DIMENSION} pixels, outside any DICOM image"
+                )
+        return v
+
+    @field_validator("circles")
+    @classmethod
+    def _circles_plausible(
+        cls, v: tuple[tuple[float, float, float], ...], info: ValidationInfo
+    ) -> tuple[tuple[float, float, float], ...]:
+        limit = 1.0 if info.data.get("fractions", False) else float(MAX_DIMENSION)
+        for i, (cx, cy, r) in enumerate(v):
+            if any(not math.isfinite(c) for c in (cx, cy, r)):
+                raise ValueError(f"circles[{i}]: coordinates must be finite numbers")
+            if r <= 0 or not (0 <= cx <= limit and 0 <= cy <= limit):
+                raise ValueError(
+                    f"circles[{i}]: the centre must lie in 0..{limit:g} and the radius be > 0"
+                )
+        return v
+
+    @field_validator("polygons")
+    @classmethod
+    def _polygons_plausible(
+        cls, v: tuple[tuple[tuple[float, float], ...], ...], info: ValidationInfo
+    ) -> tuple[tuple[tuple[float, float], ...], ...]:
+        limit = 1.0 if info.data.get("fractions", False) else float(MAX_DIMENSION)
+        for i, poly in enumerate(v):
+            if len(poly) < 3:
+                raise ValueError(f"polygons[{i}]: needs at least 3 vertices")
+            for x, y in poly:
+                if not (math.isfinite(x) and math.isfinite(y)) or not (
+                    0 <= x <= limit and 0 <= y <= limit
+                ):
+                    raise ValueError(f"polygons[{i}]: every vertex must lie in 0..{limit:g}")
+        return v
+
+    @field_validator("fill")
+    @classmethod
+    def _fill_sane(cls, v: int | tuple[int, ...] | None) -> int | tuple[int, ...] | None:
+        if isinstance(v, tuple) and len(v) not in (1, 3):
+            raise ValueError("a per-sample fill needs 1 or 3 values")
+        return v
+
+    @field_validator("fill_hu")
+    @classmethod
+    def _one_fill(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("fill") is not None:
+            raise ValueError("give either 'fill' (stored value) or 'fill_hu', not both")
+        return v
+
+    @model_validator(mode="after")
+    def _has_shape(self) -> Self:
+        if not (self.rects or self.circles or self.polygons):
+            raise ValueError("a mask needs at least one of 'rects', 'circles', 'polygons'")
+        if self.fill_hu is not None and not math.isfinite(self.fill_hu):
+            raise ValueError("'fill_hu' must be a finite number")
+        return self
+
+
+class WindowAction(_Frozen):
+    """A linear VOI window (PS3.3 C.11.2.1.2.1) in modality units (HU for CT).
+
+    ``mode = "tags"`` writes (0028,1050) *Window Center* / (0028,1051) *Window Width* and leaves
+    the pixels alone. ``mode = "bake"`` replaces the pixels by the 8-bit windowed image (0..255,
+    unsigned), a derived image that no longer carries modality values; it must be the last action.
+    """
+
+    type: Literal["window"]
+    center: float
+    width: Annotated[float, Field(ge=1)]
+    mode: Literal["tags", "bake"] = "tags"
+
+    @field_validator("center")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+PixelAction = Annotated[
+    HuThresholdAction | HuClipAction | MaskAction | WindowAction,
+    Field(discriminator="type"),
+]
+
+
+def uses_hu(action: HuThresholdAction | HuClipAction | MaskAction | WindowAction) -> bool:
+    """Whether the action reads or writes Hounsfield units."""
+    if isinstance(action, HuThresholdAction | HuClipAction):
+        return True
+    return isinstance(action, MaskAction) and action.fill_hu is not None
+
+
+def changes_pixels(action: HuThresholdAction | HuClipAction | MaskAction | WindowAction) -> bool:
+    """Whether the action edits pixel values (a ``tags`` window edits attributes only)."""
+    return not (isinstance(action, WindowAction) and action.mode == "tags")
+
+
+class PixelRule(_Frozen):
+    """One ``[[rules]]`` table: which images (``match``) get which ``actions``, in order.
+
+    ``match`` maps DICOM keywords to a value or a list of values (any of them), all keys must
+    hold. Strings are glob patterns (``fnmatch``, case-insensitive); numbers compare numerically.
+    A multi-valued attribute matches when one of its values matches or the backslash-joined
+    whole does, so ``ImageType = "LOCALIZER"`` means "ImageType contains LOCALIZER". An attribute
+    that is absent or empty never matches. An empty ``match`` matches every image.
+    """
+
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    match: dict[str, MatchValue] = Field(default_factory=dict)
+    actions: tuple[PixelAction, ...] = Field(min_length=1)
+
+    def __hash__(self) -> int:
+        # pydantic hashes the field values; a dict is not hashable, its sorted items are.
+        return hash((self.name, tuple(sorted(self.match.items())), self.actions))
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _lists_to_tuples(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        for keyword, value in v.items():
+            values = value if isinstance(value, list | tuple) else [value]
+            if any(isinstance(x, bool) for x in values):
+                raise ValueError(f"'{keyword}': use strings or numbers, not booleans")
+        return {k: tuple(x) if isinstance(x, list) else x for k, x in v.items()}
+
+    @field_validator("match")
+    @classmethod
+    def _keywords_known(cls, v: dict[str, MatchValue]) -> dict[str, MatchValue]:
+        for keyword, value in v.items():
+            tag = tag_for_keyword(keyword)
+            if tag is None:
+                raise ValueError(f"'{keyword}' is not a DICOM keyword")
+            if dictionary_VR(tag) in _UNMATCHABLE_VRS:
+                raise ValueError(f"'{keyword}' holds bulk data or a sequence, it cannot be matched")
+            values = value if isinstance(value, tuple) else (value,)
+            if not values:
+                raise ValueError(f"'{keyword}': an empty list can never match")
+        return v
+
+    @field_validator("actions")
+    @classmethod
+    def _actions_fit_match(
+        cls, v: tuple[PixelAction, ...], info: ValidationInfo
+    ) -> tuple[PixelAction, ...]:
+        for i, action in enumerate(v):
+            if isinstance(action, WindowAction) and action.mode == "bake" and i != len(v) - 1:
+                raise ValueError(
+                    f"actions[{i}]: a window with mode = 'bake' must be the last action "
+                    "(after it the pixels no longer hold modality values)"
+                )
+        hu_actions = [i for i, a in enumerate(v) if uses_hu(a)]
+        match = info.data.get("match")
+        if hu_actions and match is not None and not _matches_only_ct(match):
+            first = hu_actions[0]
+            raise ValueError(
+                f"actions[{first}] ({v[first].type}) works in Hounsfield units, which only CT "
+                "images carry: the rule's match must include Modality = \"CT\""
+            )
+        return v
+
+
+def _matches_only_ct(match: dict[str, MatchValue]) -> bool:
+    value = match.get("Modality")
+    if value is None:
+        return False
+    values = value if isinstance(value, tuple) else (value,)
+    return all(
+        isinstance(x, str) and x.strip().upper() == "CT" and not (_GLOB_CHARS & set(x))
+        for x in values
+    )
+
+
+class PixelSettings(_Frozen):
+    """The ``[pixels]`` section: policies that hold whatever rule matches."""
+
+    #: What to do with an image whose (0028,0301) *Burned In Annotation* is ``YES``:
+    #: ``reject`` quarantines it, ``require-mask`` quarantines it unless a matching rule has a
+    #: mask action, ``pass`` lets it through.
+    burned_in_annotation: Literal["reject", "require-mask", "pass"] = "pass"
+    #: Apply the actions of every matching rule (in rule order) instead of the first one only.
+    all_matching_rules: bool = False
+    #: Refuse to decode when Rows*Columns*Samples*Frames*BitsAllocated/8 exceeds this.
+    max_pixel_bytes: Annotated[int, Field(ge=1)] = 2 * 1024**3

@@ -1,0 +1,253 @@
+"""The pixel step: match rules, apply their actions, write pixels back, mark the instance.
+
+Pure: no file system, clock, environment, randomness or logging; the same dataset and rules give
+the same bytes. When no rule matches only the header is read (and, for the burned-in policy,
+(0028,0301) *Burned In Annotation*): Pixel Data is never decoded.
+
+**When pixels change** the result is a new instance:
+
+* (0008,0018) *SOP Instance UID* = ``derive_uid(old)`` and (0002,0003) *Media Storage SOP
+  Instance UID* with it (PS3.3 C.12.1.1.1: changed pixel data is a new instance);
+* (0008,0008) *Image Type* value 1 becomes ``DERIVED`` (PS3.3 C.7.6.1.1.2: pixel values derived
+  from another image's), when Image Type is present; the other values are kept;
+* (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale).
+
+**Burned In Annotation after a mask.** A mask action that covered at least one pixel of every
+frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
+*Burned In Annotation* to ``NO``. dcmwatch cannot see text; the operator who wrote a mask for a
+device's annotation area asserts it is gone, and downstream systems that refuse ``YES`` images
+should then accept the result. A frame-restricted mask, or one lying wholly outside the image,
+leaves the attribute as it was. Only an explicit ``YES`` triggers the
+``burned_in_annotation`` policy; an absent attribute does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dcmwatch.pixels import codec
+from dcmwatch.pixels.codec import PixelLayout, Pixels
+from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
+from dcmwatch.pixels.hu import ModalityLut, modality_luts
+from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+from dcmwatch.pixels.rules import matching_rules
+from dcmwatch.pixels.settings import (
+    HuClipAction,
+    HuThresholdAction,
+    MaskAction,
+    PixelAction,
+    PixelRule,
+    PixelSettings,
+    WindowAction,
+    changes_pixels,
+)
+from dcmwatch.pixels.window import bake, set_window_tags
+
+__all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
+
+#: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
+RULES_ATTRIBUTE = "_dcmwatch_rules"
+
+
+def make_pixel_step(
+    rules: Sequence[PixelRule],
+    settings: PixelSettings,
+    derive_uid: Callable[[str], str],
+) -> Callable[[Dataset], Dataset]:
+    """Build the configured pixel step, ``step(ds) -> ds`` (edits and returns ``ds``)."""
+    frozen_rules = tuple(rules)
+
+    def pixel_step(ds: Dataset) -> Dataset:
+        burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+        if burned_in and settings.burned_in_annotation == "reject":
+            raise BurnedInAnnotationError(
+                "(0028,0301) Burned In Annotation is YES and the policy is 'reject'"
+            )
+        matched = matching_rules(frozen_rules, ds, all_matching=settings.all_matching_rules)
+        if (
+            burned_in
+            and settings.burned_in_annotation == "require-mask"
+            and not any(isinstance(a, MaskAction) for r in matched for a in r.actions)
+        ):
+            raise BurnedInAnnotationError(
+                "(0028,0301) Burned In Annotation is YES and no matching rule has a mask "
+                "(policy 'require-mask')"
+            )
+        if not matched:
+            return ds
+        actions = tuple(a for rule in matched for a in rule.actions)
+        apply_actions(ds, actions, settings=settings, derive_uid=derive_uid)
+        setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
+        return ds
+
+    return pixel_step
+
+
+def apply_actions(
+    ds: Dataset,
+    actions: Sequence[PixelAction],
+    *,
+    settings: PixelSettings,
+    derive_uid: Callable[[str], str],
+) -> bool:
+    """Apply ``actions`` in order to ``ds``; True when pixel data changed.
+
+    Nothing in ``ds`` changes until every action succeeded, except for ``tags`` windows: pixels
+    are edited on a copy (or a decoded array) and written back at the end.
+    """
+    if not any(changes_pixels(a) for a in actions):
+        for action in actions:
+            if isinstance(action, WindowAction):
+                set_window_tags(ds, action)
+        return False
+    original = codec.read_layout(ds)
+    codec.check_size(original, settings.max_pixel_bytes)
+    tsyntax = codec.transfer_syntax(ds)
+    pixels = codec.open_pixels(ds, original, tsyntax)
+    state = _State(ds, pixels)
+    for action in _run(state, actions):
+        set_window_tags(ds, action)
+    if not state.touched:
+        return False
+    codec.write_back(ds, state.pixels, original, tsyntax)
+    _mark_derived(ds, derive_uid)
+    if state.burned_in_cleared:
+        ds.BurnedInAnnotation = "NO"
+    return True
+
+
+def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
+    """Apply the pixel actions; return the ``tags`` windows still to write afterwards."""
+    deferred_tags: list[WindowAction] = []
+    for action in actions:
+        if isinstance(action, WindowAction):
+            if action.mode == "tags":
+                deferred_tags.append(action)
+            else:
+                state.pixels = bake(state.ds, state.pixels, state.luts(), action)
+                state.touched = True
+                state.reset_luts()  # the modality LUT is now the identity
+                deferred_tags.clear()  # the bake's identity window supersedes earlier tags
+        elif isinstance(action, HuThresholdAction):
+            state.threshold(action)
+        elif isinstance(action, HuClipAction):
+            state.clip(action)
+        else:
+            state.mask(action)
+    return deferred_tags
+
+
+class _State:
+    """The pixels being edited and what the actions did to them so far."""
+
+    def __init__(self, ds: Dataset, pixels: Pixels) -> None:
+        self.ds = ds
+        self.pixels = pixels
+        self.touched = False
+        self.burned_in_cleared = False
+        self._luts: tuple[ModalityLut, ...] | None = None
+
+    @property
+    def layout(self) -> PixelLayout:
+        return self.pixels.layout
+
+    def luts(self) -> tuple[ModalityLut, ...]:
+        if self._luts is None:
+            layout = self.layout
+            self._luts = modality_luts(
+                self.ds, layout.frames, layout.stored_min, layout.stored_max
+            )
+        return self._luts
+
+    def reset_luts(self) -> None:
+        self._luts = None
+
+    def lut(self, frame: int) -> ModalityLut:
+        luts = self.luts()
+        return luts[frame] if len(luts) > 1 else luts[0]
+
+    def frame_indices(self, frames: tuple[int, ...] | None) -> range | list[int]:
+        total = self.layout.frames
+        if frames is None:
+            return range(total)
+        if max(frames) > total:
+            raise UnsupportedPixelsError("a rule names a frame beyond (0028,0008) Number of Frames")
+        return sorted({f - 1 for f in frames})
+
+    def _require_hu_image(self) -> None:
+        if self.layout.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+            raise UnsupportedPixelsError("a HU action matched a colour image")
+        for lut in self.luts():
+            lut.require_hu()
+
+    def threshold(self, action: HuThresholdAction) -> None:
+        self._require_hu_image()
+        array = self.pixels.array
+        for f in self.frame_indices(action.frames):
+            lut = self.lut(f)
+            frame = array[f]
+            fill = frame.dtype.type(lut.nearest_stored(action.fill_hu))
+            for op, limit in (("<", action.below), (">", action.above)):
+                if limit is None:
+                    continue
+                selected = lut.select(frame, op, limit)
+                if selected.any():
+                    np.copyto(frame, fill, where=selected)  # in place: no dtype widening
+                    self.touched = True
+
+    def clip(self, action: HuClipAction) -> None:
+        self._require_hu_image()
+        for f in self.frame_indices(action.frames):
+            if self.lut(f).clip(self.pixels.array[f], action.min, action.max):
+                self.touched = True
+
+    def mask(self, action: MaskAction) -> None:
+        layout = self.layout
+        region = region_for(action, layout.rows, layout.columns)
+        indices = self.frame_indices(action.frames)
+        lo, hi = layout.stored_min, layout.stored_max
+        if action.fill_hu is not None:
+            self._require_hu_image()
+            covered = False
+            for f in indices:
+                fill = [self.lut(f).nearest_stored(action.fill_hu)]
+                covered |= paint(
+                    self.pixels.array, [f], region, fill, keep_inside=action.keep_inside
+                )
+        else:
+            if action.fill is not None:
+                fill = explicit_fill(action.fill, layout.samples, lo, hi)
+            else:
+                lut = self.lut(0) if layout.photometric.startswith("MONOCHROME") else None
+                fill = darkest_fill(
+                    self.ds, layout.photometric, samples=layout.samples, lo=lo, hi=hi, lut=lut
+                )
+            covered = paint(
+                self.pixels.array, indices, region, fill, keep_inside=action.keep_inside
+            )
+        if covered:
+            self.touched = True
+            if action.clears_burned_in and action.frames is None:
+                self.burned_in_cleared = True
+
+
+def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
+    old = ds.get("SOPInstanceUID")
+    if not old:
+        raise UnsupportedPixelsError("changed pixels need a new instance, but there is no SOP UID")
+    new = derive_uid(str(old))
+    ds.SOPInstanceUID = new
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        meta.MediaStorageSOPInstanceUID = new
+    if "ImageType" in ds and ds.ImageType:
+        value = ds.ImageType
+        values = [value] if isinstance(value, str) else [str(v) for v in value]
+        values[0] = "DERIVED"
+        ds.ImageType = values if len(values) > 1 else values[0]
+    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
+        if keyword in ds:
+            del ds[keyword]

@@ -1,0 +1,105 @@
+"""VOI windows: written as attributes, or baked into an 8-bit derived image.
+
+The window is the linear VOI function of PS3.3 C.11.2.1.2.1, applied to modality values (after
+the modality LUT, so ``center``/``width`` are in HU for CT)::
+
+    x <= c - 0.5 - (w - 1) / 2  ->  0
+    x >  c - 0.5 + (w - 1) / 2  ->  255
+    else                        ->  ((x - (c - 0.5)) / (w - 1) + 0.5) * 255
+
+rounded half up. A baked image holds display values, not modality values, so its modality LUT
+becomes the identity ((0028,1053) *Rescale Slope* 1, (0028,1052) *Rescale Intercept* 0,
+(0028,1054) *Rescale Type* US) and its window the identity (center 128, width 256).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+
+from dcmwatch.pixels.codec import Pixels
+from dcmwatch.pixels.errors import UnsupportedPixelsError
+from dcmwatch.pixels.hu import ModalityLut
+from dcmwatch.pixels.settings import WindowAction
+
+__all__ = ["bake", "linear_window", "set_window_tags"]
+
+_VOI_KEYWORDS = (
+    "VOILUTSequence",
+    "VOILUTFunction",
+    "WindowCenterWidthExplanation",
+    "SmallestImagePixelValue",
+    "LargestImagePixelValue",
+)
+
+
+def linear_window(values: npt.NDArray[Any], center: float, width: float) -> npt.NDArray[np.uint8]:
+    """The 8-bit output of the linear VOI function for modality ``values``."""
+    x = np.asarray(values, dtype=np.float64)
+    lower = center - 0.5 - (width - 1) / 2
+    upper = center - 0.5 + (width - 1) / 2
+    if width <= 1:
+        y = np.where(x <= lower, 0.0, 255.0)
+    else:
+        y = ((x - (center - 0.5)) / (width - 1) + 0.5) * 255.0
+        y = np.where(x <= lower, 0.0, np.where(x > upper, 255.0, y))
+    return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
+
+
+def set_window_tags(ds: Dataset, action: WindowAction) -> None:
+    """Write (0028,1050) *Window Center* and (0028,1051) *Window Width* as the only VOI.
+
+    A (0028,3010) *VOI LUT Sequence* or other window values would compete with the configured one
+    in a viewer, so they go; the pixels stay untouched.
+    """
+    for keyword in _VOI_KEYWORDS[:3]:
+        if keyword in ds:
+            del ds[keyword]
+    ds.WindowCenter = _ds(action.center)
+    ds.WindowWidth = _ds(action.width)
+
+
+def _ds(value: float) -> str:
+    """A DS string (at most 16 characters)."""
+    text = f"{value:.6g}"
+    return text if len(text) <= 16 else f"{value:.8e}"[:16]
+
+
+def bake(
+    ds: Dataset, pixels: Pixels, luts: tuple[ModalityLut, ...], action: WindowAction
+) -> Pixels:
+    """The windowed 8-bit image; updates the modality and VOI attributes of ``ds`` to match."""
+    layout = pixels.layout
+    if layout.photometric not in ("MONOCHROME1", "MONOCHROME2") or layout.samples != 1:
+        raise UnsupportedPixelsError("a window bake matched a colour image")
+    out = np.empty(pixels.array.shape, dtype=np.uint8)
+    for f in range(layout.frames):
+        lut = luts[f] if len(luts) > 1 else luts[0]
+        out[f] = linear_window(lut.apply(pixels.array[f]), action.center, action.width)
+    _identity_modality(ds)
+    for keyword in _VOI_KEYWORDS:
+        if keyword in ds:
+            del ds[keyword]
+    ds.WindowCenter = "128"
+    ds.WindowWidth = "256"
+    baked = replace(layout, bits_allocated=8, bits_stored=8, pixel_representation=0)
+    return Pixels(out, baked)
+
+
+def _identity_modality(ds: Dataset) -> None:
+    if "ModalityLUTSequence" in ds:
+        del ds.ModalityLUTSequence
+    items: list[Dataset] = [ds]
+    for keyword in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for group in ds.get(keyword) or []:
+            items.extend(group.get("PixelValueTransformationSequence") or [])
+    for item in items:
+        if "RescaleSlope" in item or "RescaleIntercept" in item or item is not ds:
+            item.RescaleSlope = "1"
+            item.RescaleIntercept = "0"
+            if "RescaleType" in item or item is not ds:
+                item.RescaleType = "US"

@@ -1,0 +1,107 @@
+"""Mask geometry and fill values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+
+from dcmwatch.pixels import MaskAction, UnsupportedPixelsError
+from dcmwatch.pixels.hu import ModalityLut
+from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+
+from ._support import read
+
+
+def _mask(**kw: object) -> MaskAction:
+    return MaskAction.model_validate({"type": "mask", **kw})
+
+
+class TestRegion:
+    def test_rect_pixels_and_clipping(self) -> None:
+        """x is the column, y the row; a rectangle reaching past the image is clipped."""
+        region = region_for(_mask(rects=[[2, 1, 3, 2], [8, 8, 100, 100]]), 10, 10)
+        assert region.rects == ((1, 3, 2, 5), (8, 10, 8, 10))
+
+    def test_rect_outside_the_image_is_empty(self) -> None:
+        """A rectangle wholly outside covers nothing."""
+        assert region_for(_mask(rects=[[20, 20, 5, 5]]), 10, 10).empty
+
+    def test_fractions_round_outwards(self) -> None:
+        """0.1 of 100 columns is column 10 exactly; partial pixels are covered."""
+        region = region_for(_mask(fractions=True, rects=[[0.1, 0.0, 0.205, 0.5]]), 10, 100)
+        assert region.rects == ((0, 5, 10, 31),)
+
+    def test_circle(self) -> None:
+        """Pixels whose index point lies within the radius."""
+        bitmap = region_for(_mask(circles=[[2, 2, 1]]), 5, 5).as_bitmap()
+        expected = np.zeros((5, 5), bool)
+        expected[2, 1:4] = expected[1:4, 2] = True
+        assert np.array_equal(bitmap, expected)
+
+    def test_polygon_even_odd(self) -> None:
+        """A triangle covers the index points inside it."""
+        bitmap = region_for(_mask(polygons=[[[0, 0], [4.5, 0], [0, 4.5]]]), 6, 6).as_bitmap()
+        yy, xx = np.mgrid[0:6, 0:6]
+        assert np.array_equal(bitmap[1:, 1:], (xx + yy < 4.5)[1:, 1:])
+        assert not bitmap[5].any()
+
+
+class TestPaint:
+    def test_keep_inside_fills_outside(self) -> None:
+        """keep_inside writes everything but the region, on every frame."""
+        frames = np.arange(2 * 4 * 4, dtype=np.uint16).reshape(2, 4, 4, 1)
+        before = frames.copy()
+        region = region_for(_mask(rects=[[1, 1, 2, 2]], keep_inside=True), 4, 4)
+        assert paint(frames, range(2), region, [7], keep_inside=True)
+        inside = region.as_bitmap()
+        assert (frames[:, ~inside] == 7).all()
+        assert np.array_equal(frames[:, inside], before[:, inside])
+
+    def test_selected_frames_only(self) -> None:
+        """Frames not named stay as they were."""
+        frames = np.ones((3, 4, 4, 3), dtype=np.uint8)
+        region = region_for(_mask(rects=[[0, 0, 2, 2]]), 4, 4)
+        paint(frames, [1], region, [0, 0, 0], keep_inside=False)
+        assert (frames[0] == 1).all() and (frames[2] == 1).all()
+        assert (frames[1, :2, :2] == 0).all()
+
+
+class TestFill:
+    def test_explicit_fill_is_clipped_into_range(self) -> None:
+        """A stored fill beyond Bits Stored is clipped, never wrapped."""
+        assert explicit_fill(5000, 1, 0, 4095) == [4095]
+        assert explicit_fill((1, 2, 3), 3, 0, 255) == [1, 2, 3]
+        with pytest.raises(UnsupportedPixelsError):
+            explicit_fill((1, 2, 3), 1, 0, 255)
+
+    @pytest.mark.parametrize(
+        ("photometric", "samples", "expected"),
+        [("MONOCHROME2", 1, [-2048]), ("MONOCHROME1", 1, [2047]), ("RGB", 3, [0, 0, 0])],
+    )
+    def test_darkest(self, photometric: str, samples: int, expected: list[int]) -> None:
+        """Darkest: lowest stored (MONOCHROME2), highest (MONOCHROME1), black (RGB)."""
+        fill = darkest_fill(
+            Dataset(), photometric, samples=samples, lo=-2048, hi=2047, lut=None
+        )
+        assert fill == expected
+
+    def test_darkest_ybr_is_black(self) -> None:
+        """YBR_FULL black is Y=0 with neutral chroma."""
+        assert darkest_fill(Dataset(), "YBR_FULL", samples=3, lo=0, hi=255, lut=None) == [
+            0, 128, 128]
+
+    def test_darkest_with_negative_slope(self) -> None:
+        """With a negative slope the highest stored value has the lowest modality value."""
+        lut = ModalityLut(0, 4095, slope=-1.0, intercept=0.0)
+        assert darkest_fill(Dataset(), "MONOCHROME2", samples=1, lo=0, hi=4095, lut=lut) == [4095]
+
+    def test_darkest_palette_entry(self) -> None:
+        """PALETTE COLOR: the index whose palette colour has the lowest luminance."""
+        ds = read("examples_palette.dcm")
+        (index,) = darkest_fill(ds, "PALETTE COLOR", samples=1, lo=0, hi=255, lut=None)
+        from pydicom.pixels.processing import apply_color_lut
+
+        rgb = apply_color_lut(np.arange(256, dtype=np.uint8), ds).astype(float)
+        lum = rgb @ np.array([299, 587, 114])
+        assert lum[index] == lum.min()
