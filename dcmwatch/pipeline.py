@@ -22,6 +22,7 @@ from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
 from dcmwatch.errors import DcmwatchError, TransformError
 from dcmwatch.pixels import make_pixel_step
+from dcmwatch.pixels.step import RULES_ATTRIBUTE
 
 Step = Callable[[Dataset], Dataset]
 
@@ -78,8 +79,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     except Exception as exc:  # pydicom's writer messages may quote values
         name = type(exc).__name__
         raise TransformError(f"the de-identified dataset cannot be written ({name})") from None
-    # The pixel step records the names of the rules it applied as a plain attribute.
-    rules = tuple(getattr(ds, "_dcmwatch_rules", ()))
+    rules = tuple(getattr(ds, RULES_ATTRIBUTE, ()))
     return Processed(
         relpath=output_relpath(ds, config.output.layout, fallback=hashlib.sha256(data).hexdigest()),
         data=out,

@@ -308,3 +308,40 @@ class TestWorkerCrash:
         assert daemon.stop() == 0
         assert list(daemon.quarantine.glob("*")) == []
         assert _inbox_files(daemon) == []
+
+
+class TestPixelRules:
+    def test_daemon_applies_a_ct_rule(self, tmp_path: Path) -> None:
+        """A configured CT rule (HU threshold + mask) is applied by the daemon and logged."""
+        import numpy as np
+
+        cfg = write_config(tmp_path)
+        cfg.write_text(cfg.read_text() + """
+[[rules]]
+name = "ct-banner"
+[rules.match]
+Modality = "CT"
+[[rules.actions]]
+type = "hu_threshold"
+below = -500
+fill_hu = -1000
+[[rules.actions]]
+type = "mask"
+rects = [[0, 0, 16, 8]]
+fill_hu = -1000
+""")
+        d = DaemonProcess(cfg, tmp_path)
+        try:
+            d.start()
+            write_series(d.inbox, 1, **SMALL)
+            out = d.wait_outputs(1)[0]
+            ev = d.wait_event("file.processed")[0]
+            assert d.stop() == 0
+        finally:
+            d.kill()
+        assert ev["rules"] == ["ct-banner"]
+        ds = pydicom.dcmread(out)
+        hu = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert (hu[:8, :16] == -1000).all()
+        assert hu.min() >= -1000 and not ((hu > -1000) & (hu < -500)).any()
+        assert np.count_nonzero(hu > -500) > 0
