@@ -457,7 +457,8 @@ class Daemon:
         depth = self.intake.depth() + len(self._ready) + len(self._retry)
         self.log.info(
             "heartbeat", queue_depth=depth, inflight=len(self._inflight),
-            processed=c.processed, quarantined=c.quarantined, deferred=c.deferred,
+            processed=c.processed, quarantined=c.quarantined, failed=c.quarantined,
+            deferred=c.deferred,
             retried=c.retried,
             processed_per_min=round(c.since_beat_processed / minutes, 1),
             quarantined_per_min=round(c.since_beat_quarantined / minutes, 1),

@@ -75,7 +75,7 @@ class TestDecode:
         """A bare dataset (no preamble, no file meta) is read and given a transfer syntax."""
         ds = pydicom.dcmread(BytesIO(_bundled("CT_small.dcm")))
         buf = BytesIO()
-        pydicom.dcmwrite(buf, ds, write_like_original=True)
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
         # strip preamble + file meta: keep only the dataset bytes
         data = buf.getvalue()
         start = dicomfile._dataset_offset(data)

@@ -345,3 +345,23 @@ fill_hu = -1000
         assert (hu[:8, :16] == -1000).all()
         assert hu.min() >= -1000 and not ((hu > -1000) & (hu < -500)).any()
         assert np.count_nonzero(hu > -500) > 0
+
+
+class TestReload:
+    def test_sighup_applies_a_valid_config_to_new_files(self, daemon: DaemonProcess) -> None:
+        """SIGHUP with a valid change (pseudonym prefix) reaches the workers for later files."""
+        daemon.start()
+        write_series(daemon.inbox, 1, **SMALL)
+        first = daemon.wait_outputs(1)[0]
+        daemon.config.write_text(
+            daemon.config.read_text().replace('[deid]\n', '[deid]\npseudonym_prefix = "SITEB"\n')
+        )
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_event("config.reloaded")
+        write_series(daemon.inbox, 1, seed=3, **SMALL)
+        outs = daemon.wait_outputs(2)
+        assert daemon.stop() == 0
+        second = next(p for p in outs if p != first)
+        assert not str(pydicom.dcmread(first).PatientID).startswith("SITEB")
+        assert str(pydicom.dcmread(second).PatientID).startswith("SITEB")
