@@ -314,7 +314,13 @@ class Daemon:
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
                 crashed.append(item)
                 continue
-            self._finish(item, outcome)
+            try:
+                self._finish(item, outcome)
+            except Exception as exc:  # disk trouble while settling: never the end of the daemon
+                self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
+                self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                              reason="finish_failed",
+                                              message="settling the outcome failed"))
         if crashed:
             self._pool_broken()
             self._crashed(crashed)
@@ -383,13 +389,8 @@ class Daemon:
         archive = self.config.paths.archive or (self.state / "archive")
         folder = archive / time.strftime("%Y%m%d", time.gmtime())
         store.ensure_dir(folder)
-        try:
-            os.replace(work, folder / f"{claim_id}.dcm")
-            store.fsync_dir(folder)
-        except OSError:
-            data = store.read_input_unchecked(work)
-            store.write_durable(folder / f"{claim_id}.dcm", data, tag=claim_id)
-            store.remove(work)
+        store.move_durable(work, folder / f"{claim_id}.dcm", tag=claim_id,
+                           mode=self.config.output.file_mode)
 
     def _still_being_written(self, item: _InFlight) -> bool:
         """Truncated, but written to within the settle window: its writer may come back."""
@@ -437,10 +438,11 @@ class Daemon:
         try:
             store.quarantine(Path(item.task.path), self.qdir, item.task.claim_id, sidecar,
                              mode=self.config.output.file_mode)
-        except DcmwatchError as exc:
+        except (DcmwatchError, OSError) as exc:
             # Cannot even quarantine (disk full?): keep the work file and try again later.
+            reason = exc.reason if isinstance(exc, DcmwatchError) else "quarantine_failed"
             self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                          reason=exc.reason, message=str(exc)))
+                                          reason=reason, message="cannot quarantine the file"))
             return
         self.journal.finished(item.task.claim_id, outcome="quarantined", reason=outcome.reason,
                               size=item.size, duration_ms=outcome.duration_ms)

@@ -196,20 +196,26 @@ def quarantine(work: Path, dest_dir: Path, name: str, sidecar: dict[str, Any], *
     body = json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"
     write_durable(dest_dir / f"{name}.json", body, tag=f"{name}.json", mode=mode)
     target = dest_dir / f"{name}.dcm"
-    st = os.lstat(work)
-    if not keep_source and _same_device(st, dest_dir):
-        os.replace(work, target)
-        fsync_dir(dest_dir)
-        return target
-    if stat.S_ISREG(st.st_mode):
-        data = read_input_unchecked(work)
-        write_durable(target, data, tag=name, mode=mode)
-    else:
-        # A link or special file is never read: its name and type are recorded in the sidecar.
-        write_durable(target, b"", tag=name, mode=mode)
-    if not keep_source:
-        work.unlink()
+    move_durable(work, target, tag=name, mode=mode, keep_source=keep_source)
     return target
+
+
+def move_durable(src: Path, dest: Path, *, tag: str, mode: int = 0o640,
+                 keep_source: bool = False) -> None:
+    """Move (or copy, with `keep_source`) a file so that `dest` is durable before `src` goes.
+
+    A rename when both share a filesystem; else a durable copy, then the unlink. A link or
+    special file is never read: an empty placeholder takes its place.
+    """
+    st = os.lstat(src)
+    if not keep_source and _same_device(st, dest.parent):
+        os.replace(src, dest)
+        fsync_dir(dest.parent)
+        return
+    data = read_input_unchecked(src) if stat.S_ISREG(st.st_mode) else b""
+    write_durable(dest, data, tag=tag, mode=mode)
+    if not keep_source:
+        src.unlink()
 
 
 def read_input_unchecked(path: Path) -> bytes:
