@@ -27,6 +27,8 @@ from dcmwatch.job import Outcome, Task
 EXIT_OK = 0
 EXIT_QUARANTINED = 1
 EXIT_USAGE = 2
+#: The daemon could not start or run (a folder it cannot create or watch).
+EXIT_FAILED = 3
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -50,11 +52,19 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(f"dcmwatch: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "run":
-        from dcmwatch.daemon import Daemon  # noqa: PLC0415 - keeps `--version` and batch light
-
         log_mod.get().info("config.loaded", source=config.source, key_origin=key.origin)
-        return Daemon(config, env).run()
+        return _run(config, env)
     return process(config, args.paths)
+
+
+def _run(config: Config, env: Mapping[str, str]) -> int:
+    from dcmwatch.daemon import Daemon  # noqa: PLC0415 - keeps `--version` and batch light
+
+    try:
+        return Daemon(config, env).run()
+    except OSError as exc:  # a folder that cannot be created or watched, at start
+        log_mod.get().error("daemon.failed", errno=exc.errno, strerror=exc.strerror)
+        return EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,3 +67,17 @@ class TestCli:
         (src / "junk.dcm").write_bytes(b"junk" * 100)
         assert cli.main(["process", "--config", str(cfg), str(src)], env={}) == 1
         assert cli.main(["process", "--config", str(cfg), str(tmp_path / "missing")], env={}) == 2
+
+
+class TestRunFailure:
+    def test_unwritable_folder_exits_3_with_an_event(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A folder that cannot be created is a `daemon.failed` event and exit 3, no traceback."""
+        blocker = tmp_path / "file"
+        blocker.write_text("not a folder")
+        cfg = write_config(tmp_path)
+        cfg.write_text(cfg.read_text().replace('inbox = "inbox"', 'inbox = "file/inbox"'))
+        assert cli.main(["run", "--config", str(cfg)], env={}) == 3
+        out = capsys.readouterr().out
+        assert '"event": "daemon.failed"' in out and "Traceback" not in out
