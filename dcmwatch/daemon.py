@@ -191,10 +191,6 @@ class Daemon:
         self._reload = True
         self.intake.wake()
 
-    def request_stop(self) -> None:
-        self._stop = True
-        self.intake.wake()
-
     # -- callbacks from other threads: they only record and wake ------------------------------
     def _offer(self, path: str, complete: bool) -> None:
         self.intake.offer(path, complete=complete)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -33,16 +32,6 @@ CREATE INDEX IF NOT EXISTS files_finished ON files (finished_at);
 CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, processed INTEGER,
                                        quarantined INTEGER);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    claim_id: str
-    outcome: str
-    reason: str | None
-    output: str | None
-    sha256: str | None
-    attempts: int
 
 
 class Journal:
@@ -90,21 +79,6 @@ class Journal:
             "size=COALESCE(?, size), duration_ms=? WHERE claim_id=?",
             (time.time(), outcome, reason, output, sha256, size, duration_ms, claim_id),
         )
-
-    def get(self, claim_id: str) -> Row | None:
-        cur = self._db.execute(
-            "SELECT claim_id, outcome, reason, output, sha256, attempts FROM files "
-            "WHERE claim_id=?",
-            (claim_id,),
-        )
-        r = cur.fetchone()
-        return Row(*r) if r else None
-
-    def counts(self, since: float = 0.0) -> dict[str, int]:
-        cur = self._db.execute(
-            "SELECT outcome, COUNT(*) FROM files WHERE claimed_at >= ? GROUP BY outcome", (since,)
-        )
-        return {k: int(v) for k, v in cur.fetchall()}
 
     def heartbeat(self, queue_depth: int, processed: int, quarantined: int) -> None:
         self._db.execute(
