@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import hashlib
 import logging
 import os
 import signal
@@ -127,7 +126,7 @@ def process(task: Task, config: Config) -> Outcome:
     return Outcome(
         claim_id=task.claim_id, status="processed", output=result.relpath,
         bytes_in=size, bytes_out=len(result.data),
-        sha256_in=hashlib.sha256(got.data).hexdigest(), mtime_ns=mtime_ns,
+        sha256_in=result.sha256_in, mtime_ns=mtime_ns,
         duration_ms=_ms(start), worker=pid, rules=result.rules,
     )
 

@@ -37,7 +37,8 @@ class Processed:
 
     relpath: str
     data: bytes
-    sha256: str
+    #: Digest of the input: the journal's identity of the file, and the output name's fallback.
+    sha256_in: str
     #: Names of the pixel rules applied (empty when none matched).
     rules: tuple[str, ...] = ()
 
@@ -79,12 +80,12 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     except Exception as exc:  # pydicom's writer messages may quote values
         name = type(exc).__name__
         raise TransformError(f"the de-identified dataset cannot be written ({name})") from None
-    rules = tuple(getattr(ds, RULES_ATTRIBUTE, ()))
+    digest = hashlib.sha256(data).hexdigest()
     return Processed(
-        relpath=output_relpath(ds, config.output.layout, fallback=hashlib.sha256(data).hexdigest()),
+        relpath=output_relpath(ds, config.output.layout, fallback=digest),
         data=out,
-        sha256=hashlib.sha256(out).hexdigest(),
-        rules=rules,
+        sha256_in=digest,
+        rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
     )
 
 
