@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests assert behaviour, not speed: no per-example deadline (a loaded CI machine would
+# turn a slow example into a flaky failure); speed targets live in benchmarks/.
+settings.register_profile("dcmwatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dcmwatch")
 
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
