@@ -43,9 +43,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_USAGE
     try:
         config = config_mod.load(args.config or config_mod.env_config_path(env))
-        if args.command == "check-config":
-            return _check_config(config, env)
-        log_mod.configure(config.log.format, config.log.level)
+        if args.command in ("check-config", "status", "requeue"):  # no key needed
+            return _operator_command(args, config, env)
+        _configure_logging(config)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
     except ConfigError as exc:
@@ -55,6 +55,49 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         log_mod.get().info("config.loaded", source=config.source, key_origin=key.origin)
         return _run(config, env)
     return process(config, args.paths)
+
+
+def _operator_command(args: argparse.Namespace, config: Config, env: Mapping[str, str]) -> int:
+    if args.command == "check-config":
+        return _check_config(config, env)
+    if args.command == "status":
+        return _status(config, as_json=args.json)
+    _configure_logging(config)
+    return _requeue(config, reason=args.reason, dry_run=args.dry_run)
+
+
+def _configure_logging(config: Config) -> None:
+    try:
+        log_mod.configure(config.log.format, config.log.level, file=config.log.file,
+                          stdout=config.log.stdout)
+    except OSError as exc:
+        raise ConfigError(f"{config.source}: log.file: cannot open it ({exc.strerror})") from None
+
+
+def _status(config: Config, *, as_json: bool) -> int:
+    from dcmwatch import status  # noqa: PLC0415
+
+    try:
+        data = status.collect(config)
+    except DcmwatchError as exc:
+        print(f"dcmwatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if as_json:
+        print(status.render_json(data))
+    else:
+        from rich.console import Console  # noqa: PLC0415
+
+        status.render(data, Console())
+    return EXIT_OK
+
+
+def _requeue(config: Config, *, reason: str | None, dry_run: bool) -> int:
+    from dcmwatch import requeue  # noqa: PLC0415
+
+    log = log_mod.get()
+    summary = requeue.requeue(config, log, reason=reason, dry_run=dry_run)
+    log.info("requeue.finished", dry_run=dry_run, reason_filter=reason, **summary.as_fields())
+    return EXIT_OK if summary.failed == 0 else EXIT_FAILED
 
 
 def _run(config: Config, env: Mapping[str, str]) -> int:
@@ -82,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.add_argument("--config", "-c", help=cfg_help)
+    status = sub.add_parser("status", help="what the daemon did and what waits (no daemon needed)")
+    status.add_argument("--config", "-c", help=cfg_help)
+    status.add_argument("--json", action="store_true", help="JSON instead of tables")
+    requeue = sub.add_parser("requeue", help="move quarantined files back into the inbox")
+    requeue.add_argument("--config", "-c", help=cfg_help)
+    requeue.add_argument("--reason", help="only entries quarantined for this reason")
+    requeue.add_argument("--dry-run", action="store_true", help="count, move nothing")
     return parser
 
 

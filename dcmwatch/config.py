@@ -118,18 +118,43 @@ class Limits(_Section):
     max_file_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
     #: A deflated dataset may not inflate beyond this (decompression bombs).
     max_inflated_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
+    #: Intake pauses (files wait in the inbox) while the outbox or state folder has less free
+    #: space than this, and resumes by itself; 0 turns the check off. Reloadable (SIGHUP).
+    min_free_mb: Annotated[int, Field(ge=0)] = 100
 
 
 class Log(_Section):
     #: "auto": JSON lines, or colourful console lines when stdout is a terminal.
     format: Literal["auto", "json", "console"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Also write JSON lines to this file (mode 0640), reopened when logrotate renames or removes
+    #: it. Relative to the config file's folder. With a file, every output is JSON.
+    file: Path | None = None
+    #: Write to stdout as well (journald). Off: the file only.
+    stdout: bool = True
 
 
 class Schedule(_Section):
     #: Full walk of the inbox, catching anything the kernel's events missed.
     rescan_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     heartbeat_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: Archived inputs and quarantine entries older than this many days are deleted; 0 keeps
+    #: them forever (the default: deleting is the operator's decision).
+    retention_days: Annotated[float, Field(ge=0)] = 0.0
+    retention_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    #: Journal maintenance: WAL checkpoint, and rows older than `journal_keep_days` pruned
+    #: (0 keeps every row: the journal is the audit record).
+    maintenance_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    journal_keep_days: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Metrics(_Section):
+    """Prometheus endpoint. Bound to loopback by default: put a proxy in front to expose it."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    #: 0 picks a free port (the `metrics.started` event says which).
+    port: Annotated[int, Field(ge=0, le=65_535)] = 9464
 
 
 class Config(_Section):
@@ -141,6 +166,7 @@ class Config(_Section):
     limits: Limits = Limits()
     log: Log = Log()
     schedule: Schedule = Schedule()
+    metrics: Metrics = Metrics()
     deid: DeidSettings = DeidSettings()
     pixels: PixelSettings = PixelSettings()
     rules: tuple[PixelRule, ...] = ()
@@ -222,7 +248,10 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     deid = config.deid
     if deid.key_file is not None:
         deid = deid.model_copy(update={"key_file": str(resolve(Path(deid.key_file)))})
-    return config.model_copy(update={"paths": paths, "deid": deid})
+    log = config.log
+    if log.file is not None:
+        log = log.model_copy(update={"file": resolve(log.file)})
+    return config.model_copy(update={"paths": paths, "deid": deid, "log": log})
 
 
 def effective(config: Config) -> dict[str, Any]:
@@ -234,7 +263,7 @@ def effective(config: Config) -> dict[str, Any]:
 def diff_requires_restart(old: Config, new: Config) -> list[str]:
     """Sections a SIGHUP cannot apply to a running daemon (they move folders or the pool)."""
     out = []
-    for name in ("paths", "watch", "queue"):
+    for name in ("paths", "watch", "queue", "metrics"):
         if getattr(old, name) != getattr(new, name):
             out.append(name)
     return out

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +30,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from dcmwatch import __version__, keys, store
+from dcmwatch import __version__, housekeeping, keys, store
 from dcmwatch import config as config_mod
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
@@ -44,6 +44,7 @@ from dcmwatch.workers import BrokenProcessPool, Pool
 WORK_DIR_NAME = ".dcmwatch-work"
 _TICK = 0.05
 _SETTLE_TICK = 0.1
+_SPACE_TICK = 1.0  # free-space checks for back-pressure: a statvfs per folder per second
 
 
 @dataclass(slots=True)
@@ -91,6 +92,10 @@ class Daemon:
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
         self.counters = _Counters()
+        #: Set while intake is paused for lack of disk space: the folder role that is short.
+        self._paused: str | None = None
+        self._space_checked = 0.0
+        self.metrics: Any = None  # dcmwatch.metrics.Metrics when [metrics] enabled
         p = config.paths
         self.inbox, self.outbox, self.qdir, self.state = p.inbox, p.outbox, p.quarantine, p.state
         self.work = self.state / "work"
@@ -112,6 +117,7 @@ class Daemon:
         threading.excepthook = self._thread_died
         self.watcher = self._start_watcher()
         self.scheduler = self._start_scheduler()
+        self._start_metrics()
         self.log.info(
             "daemon.started", version=__version__, pid=os.getpid(), workers=self.pool.size,
             observer=self.watcher.kind, recovered=recovered,
@@ -171,6 +177,12 @@ class Daemon:
                       next_run_time=datetime.now(), max_instances=1, coalesce=True)
         sched.add_job(self._job_heartbeat, "interval", seconds=s.heartbeat_seconds,
                       id="heartbeat", max_instances=1, coalesce=True)
+        sched.add_job(self._guarded("retention", self._job_retention), "interval",
+                      seconds=s.retention_seconds, id="retention", max_instances=1,
+                      coalesce=True)
+        sched.add_job(self._guarded("journal_maintenance", self._job_maintenance), "interval",
+                      seconds=s.maintenance_seconds, id="journal_maintenance", max_instances=1,
+                      coalesce=True)
         sched.start()
         return sched
 
@@ -216,6 +228,78 @@ class Daemon:
             self.log.error("job.failed", job="rescan", exc_info=exc)
         self.intake.wake()
 
+    def _guarded(self, name: str, job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:  # a job failure is an event, never the end of the daemon
+                self.log.error("job.failed", job=name, exc_info=exc)
+        return run
+
+    def _job_retention(self) -> None:
+        """Runs in the scheduler's thread: deletions only, nothing the main thread owns."""
+        days = self.config.schedule.retention_days
+        if days <= 0:
+            return
+        t0 = time.monotonic()
+        purged = housekeeping.purge(self.config.paths.archive, self.qdir, days)
+        self.log.info("retention.purged", archived=purged.archived,
+                      quarantined=purged.quarantined, bytes=purged.bytes, older_than_days=days,
+                      duration_ms=round((time.monotonic() - t0) * 1000, 1))
+
+    def _job_maintenance(self) -> None:
+        """Its own connection (SQLite connections stay in their thread); WAL lets the main
+        thread keep writing, and the busy timeout covers the moment of the checkpoint."""
+        t0 = time.monotonic()
+        journal = Journal(self.state / "journal.sqlite3")
+        try:
+            done = journal.maintain(self.config.schedule.journal_keep_days)
+        finally:
+            journal.close()
+        self.log.info("journal.maintained", **done,
+                      keep_days=self.config.schedule.journal_keep_days,
+                      duration_ms=round((time.monotonic() - t0) * 1000, 1))
+
+    def _start_metrics(self) -> None:
+        settings = self.config.metrics
+        if not settings.enabled:
+            return
+        from dcmwatch.metrics import Metrics  # noqa: PLC0415 - prometheus only when enabled
+
+        def utilisation() -> float:
+            return min(len(self._inflight), self.pool.size) / max(self.pool.size, 1)
+
+        self.metrics = Metrics(queue_depth=self._queue_depth, utilisation=utilisation)
+        try:
+            port = self.metrics.serve(settings)
+        except OSError as exc:  # port taken: run without metrics rather than not at all
+            self.log.error("metrics.failed", address=settings.address, port=settings.port,
+                           errno=exc.errno)
+            self.metrics = None
+            return
+        self.log.info("metrics.started", address=settings.address, port=port)
+
+    def _queue_depth(self) -> int:
+        return self.intake.depth() + len(self._ready) + len(self._retry)
+
+    def _check_space(self) -> None:
+        """Back-pressure: claim nothing while the outbox or state disk is nearly full. Files
+        wait in the inbox (the safest place for them); intake resumes by itself."""
+        low = housekeeping.low_space({"outbox": self.outbox, "state": self.state},
+                                     self.config.limits.min_free_mb)
+        if low is not None and self._paused is None:
+            role, free = low
+            self._paused = role
+            self.log.warning("intake.paused", reason="disk_low", role=role,
+                             folder=str(self.outbox if role == "outbox" else self.state),
+                             free_mb=round(free, 1), min_free_mb=self.config.limits.min_free_mb)
+        elif low is None and self._paused is not None:
+            role, self._paused = self._paused, None
+            self.log.info("intake.resumed", role=role,
+                          free_mb=round(housekeeping.free_mb(
+                              self.outbox if role == "outbox" else self.state), 1))
+            self.intake.wake()
+
     def _job_heartbeat(self) -> None:
         self._heartbeat_due = True
         self.intake.wake()
@@ -236,7 +320,16 @@ class Daemon:
                 self._do_reload()
             if self._heartbeat_due:
                 self._heartbeat_due = False
-                self._heartbeat()
+                try:
+                    self._heartbeat()
+                except Exception as exc:  # the journal write, say: an event, not the end
+                    self.log.error("job.failed", job="heartbeat", exc_info=exc)
+            if now - self._space_checked >= _SPACE_TICK:
+                self._space_checked = now
+                try:
+                    self._check_space()
+                except Exception as exc:
+                    self.log.error("job.failed", job="space_check", exc_info=exc)
             if self._rescan_requested or (
                 self.intake.overflowed
                 and self.intake.pending() < self.config.queue.max_pending // 2
@@ -255,6 +348,8 @@ class Daemon:
         return 1 if suspects else self.pool.size * self.config.workers.prefetch
 
     def _fill(self) -> None:
+        if self._paused is not None:
+            return
         while len(self._inflight) < self._capacity() and not self._stop:
             if self._ready:
                 self._submit(self._ready.popleft())
@@ -373,6 +468,9 @@ class Daemon:
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
         latency = (time.time_ns() - item.mtime_ns) / 1e6 if item.origin is not None else None
+        if self.metrics is not None:
+            self.metrics.processed(time.time() - item.claimed_wall
+                                   if item.origin is not None else None)
         self.log.info(
             "file.processed", claim_id=item.task.claim_id, output=outcome.output,
             bytes=outcome.bytes_in, bytes_out=outcome.bytes_out,
@@ -444,6 +542,8 @@ class Daemon:
                               size=item.size, duration_ms=outcome.duration_ms)
         self.counters.quarantined += 1
         self.counters.since_beat_quarantined += 1
+        if self.metrics is not None:
+            self.metrics.quarantined(outcome.reason)
         self.log.warning("file.quarantined", claim_id=item.task.claim_id, reason=outcome.reason,
                          message=outcome.message, bytes=item.size)
 
@@ -452,19 +552,36 @@ class Daemon:
         c = self.counters
         now = time.monotonic()
         minutes = max((now - c.last_beat) / 60.0, 1e-9)
-        depth = self.intake.depth() + len(self._ready) + len(self._retry)
-        self.log.info(
-            "heartbeat", queue_depth=depth, inflight=len(self._inflight),
+        depth = self._queue_depth()
+        fields: dict[str, Any] = dict(
+            queue_depth=depth, inflight=len(self._inflight),
             processed=c.processed, quarantined=c.quarantined, failed=c.quarantined,
             deferred=c.deferred,
             retried=c.retried,
             processed_per_min=round(c.since_beat_processed / minutes, 1),
             quarantined_per_min=round(c.since_beat_quarantined / minutes, 1),
             dropped_events=self.intake.dropped, observer_alive=self.watcher.alive(),
+            **self._heartbeat_extra(),
         )
-        self.journal.heartbeat(depth, c.processed, c.quarantined)
+        self.log.info("heartbeat", **fields)
+        self.journal.heartbeat(depth, c.processed, c.quarantined, fields)
         c.since_beat_processed = c.since_beat_quarantined = 0
         c.last_beat = now
+
+    def _heartbeat_extra(self) -> dict[str, Any]:
+        """How far behind and how close to full: the oldest waiting file, free space."""
+        oldest = self.intake.oldest_age()
+        now = time.time()
+        for item in (*self._ready, *(i for _, _, i in self._retry)):
+            oldest = max(oldest, now - item.claimed_wall)
+        out: dict[str, Any] = {"oldest_queued_s": round(oldest, 1),
+                               "intake_paused": self._paused is not None}
+        for role, folder in (("outbox", self.outbox), ("state", self.state)):
+            try:
+                out[f"{role}_free_mb"] = round(housekeeping.free_mb(folder), 1)
+            except OSError:
+                out[f"{role}_free_mb"] = None
+        return out
 
     def _restart_watcher(self) -> None:
         self.log.warning("watch.restarted", inbox_exists=self.inbox.is_dir())
@@ -494,6 +611,7 @@ class Daemon:
             return
         self.config = new
         self.pool.replace(new)
+        self._space_checked = 0.0  # a new min_free_mb applies now
         self.log.info("config.reloaded", source=new.source)
 
     def _shutdown(self) -> None:
@@ -501,6 +619,9 @@ class Daemon:
                       queue_depth=self.intake.depth())
         with contextlib.suppress(Exception):
             self.scheduler.shutdown(wait=False)
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                self.metrics.close()
         self.watcher.stop()
         # Claimed but not started: give them back to the inbox, untouched.
         for fut, item in list(self._inflight.items()):

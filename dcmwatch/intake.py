@@ -51,7 +51,7 @@ class Intake:
         self.names = names
         self.clock = clock
         self._lock = threading.Lock()
-        self._pending: OrderedDict[str, None] = OrderedDict()
+        self._pending: OrderedDict[str, float] = OrderedDict()  # path -> when it was queued
         self._settling: dict[str, _Settling] = {}
         self._wakeup = threading.Event()
         #: Set when a path was dropped because the queue was full; the daemon rescans later.
@@ -98,7 +98,7 @@ class Intake:
                 self.overflowed = True
                 self.dropped += 1
                 return
-            self._pending[path] = None
+            self._pending[path] = self.clock()
         self._wakeup.set()
 
     # -- the daemon's side ----------------------------------------------------------------
@@ -112,6 +112,14 @@ class Intake:
     def depth(self) -> int:
         with self._lock:
             return len(self._pending) + len(self._settling)
+
+    def oldest_age(self) -> float:
+        """Seconds the longest-waiting queued path has waited (0 when none): falling behind."""
+        with self._lock:
+            if not self._pending:
+                return 0.0
+            first = next(iter(self._pending.values()))
+        return max(self.clock() - first, 0.0)
 
     def pending(self) -> int:
         with self._lock:

@@ -7,9 +7,14 @@ checks, `dcmwatch status` and audits read. It never holds an input's file name o
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from dcmwatch.errors import DcmwatchError
 
 SCHEMA_VERSION = 1
 
@@ -21,7 +26,7 @@ CREATE TABLE IF NOT EXISTS files (
     finished_at  REAL,
     size         INTEGER,
     sha256       TEXT,
-    outcome      TEXT NOT NULL,          -- claimed | processed | quarantined | returned
+    outcome      TEXT NOT NULL,          -- claimed | processed | quarantined | returned | requeued
     reason       TEXT,
     output       TEXT,
     duration_ms  REAL,
@@ -45,6 +50,9 @@ class Journal:
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(heartbeats)")}
+        if "data" not in columns:  # journals from before heartbeats kept their fields
+            self._db.execute("ALTER TABLE heartbeats ADD COLUMN data TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -80,8 +88,54 @@ class Journal:
             (time.time(), outcome, reason, output, sha256, size, duration_ms, claim_id),
         )
 
-    def heartbeat(self, queue_depth: int, processed: int, quarantined: int) -> None:
+    def heartbeat(self, queue_depth: int, processed: int, quarantined: int,
+                  data: Mapping[str, Any] | None = None) -> None:
+        """`data`: the heartbeat event's numeric fields, for `dcmwatch status`."""
         self._db.execute(
-            "INSERT INTO heartbeats(at, queue_depth, processed, quarantined) VALUES(?,?,?,?)",
-            (time.time(), queue_depth, processed, quarantined),
+            "INSERT INTO heartbeats(at, queue_depth, processed, quarantined, data) "
+            "VALUES(?,?,?,?,?)",
+            (time.time(), queue_depth, processed, quarantined,
+             json.dumps(dict(data)) if data is not None else None),
         )
+
+    def requeued(self, claim_id: str) -> None:
+        """A quarantined file went back to the inbox (it will be claimed under a new id)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO files(claim_id, claimed_at, finished_at, outcome) "
+            "VALUES(?, ?, ?, 'requeued') "
+            "ON CONFLICT(claim_id) DO UPDATE SET outcome='requeued', "
+            "finished_at=excluded.finished_at",
+            (claim_id, now, now),
+        )
+
+    def maintain(self, keep_days: float, *, now: float | None = None) -> dict[str, int]:
+        """Prune rows older than `keep_days` (0: keep all), then checkpoint the WAL into the
+        database and truncate it. Rows of files still in progress are never pruned."""
+        now = time.time() if now is None else now
+        files = beats = 0
+        if keep_days > 0:
+            cutoff = now - keep_days * 86_400
+            files = self._db.execute(
+                "DELETE FROM files WHERE outcome != 'claimed' AND finished_at < ?", (cutoff,)
+            ).rowcount
+            beats = self._db.execute("DELETE FROM heartbeats WHERE at < ?", (cutoff,)).rowcount
+        busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
+                "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
+
+
+class MissingJournalError(DcmwatchError):
+    """No state database where the configuration says: the daemon has not run with it yet."""
+
+    reason = "no_journal"
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """For `status`: never creates the database, never writes to it, even by accident."""
+    if not path.is_file():
+        raise MissingJournalError(f"no state database at {path}: has `dcmwatch run` used "
+                                  "this configuration yet?")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    db.execute("PRAGMA query_only=ON")
+    return db

@@ -12,11 +12,15 @@ fields, so journald keeps it whole and monitoring can query it. Two rules keep P
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
+import threading
 import traceback
 from collections.abc import MutableMapping
+from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -44,10 +48,15 @@ def safe_exception(
     return event_dict
 
 
-def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Configure structlog once per process (the daemon, the CLI, each worker)."""
+def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *,
+              file: Path | None = None, stdout: bool = True) -> None:
+    """Configure structlog once per process (the daemon, the CLI).
+
+    With a `file`, every line is JSON (a file is for machines) and goes to the file, and to
+    stdout too unless `stdout` is false. Raises OSError when the file cannot be opened.
+    """
     out = stream if stream is not None else sys.stdout
-    console = fmt == "console" or (fmt == "auto" and out.isatty())
+    console = file is None and (fmt == "console" or (fmt == "auto" and out.isatty()))
     renderer: Any = (
         structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         if console
@@ -62,7 +71,12 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=(
+            structlog.PrintLoggerFactory(out) if file is None
+            else structlog.WriteLoggerFactory(
+                cast(TextIO, _Lines(ReopeningFile(file), out if stdout else None))
+            )
+        ),
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging; their records may quote element values, so only
@@ -71,6 +85,77 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     root.handlers[:] = [_StdlibBridge()]
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)
+
+
+class ReopeningFile:
+    """An append-only log file that follows logrotate.
+
+    Before each line, the path is compared (device, inode) with the open file, as
+    logging.handlers.WatchedFileHandler does: once logrotate renamed or removed it, the next line
+    goes to a new file at the configured path. No signal and no `copytruncate` needed. Lines are
+    written with one `write` on an O_APPEND descriptor, so they are never interleaved.
+    """
+
+    def __init__(self, path: Path, mode: int = 0o640) -> None:
+        self.path = path
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._id = (0, 0)
+        self._open()
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path, flags, self.mode)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise IsADirectoryError(f"not a regular file: {self.path}")
+        if stat.S_IMODE(st.st_mode) != self.mode and st.st_uid == os.geteuid():
+            os.fchmod(fd, self.mode)  # umask may have narrowed it, or an old file is wider
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._id = fd, (st.st_dev, st.st_ino)
+
+    def _rotated(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        return (st.st_dev, st.st_ino) != self._id
+
+    def write_line(self, line: str) -> None:
+        data = line.encode("utf-8", "replace")
+        with self._lock:
+            if self._rotated():
+                self._open()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class _Lines:
+    """What structlog's WriteLogger writes to: each line to the file, and to stdout."""
+
+    def __init__(self, file: ReopeningFile, stdout: TextIO | None) -> None:
+        self.file = file
+        self.stdout = stdout
+
+    def write(self, line: str) -> int:
+        self.file.write_line(line)
+        if self.stdout is not None:
+            self.stdout.write(line)
+        return len(line)
+
+    def flush(self) -> None:
+        if self.stdout is not None:
+            self.stdout.flush()
 
 
 class _StdlibBridge(logging.Handler):
