@@ -242,7 +242,7 @@ class TestMetrics:
             d.wait_event("file.processed", count=3)
             d.wait_event("file.quarantined")
             url = f"http://127.0.0.1:{started['port']}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - our loopback
+            with urllib.request.urlopen(url, timeout=10) as resp:
                 text = resp.read().decode()
             assert d.stop() == 0
         finally:
