@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -155,6 +156,7 @@ class TestRetentionAndJournal:
             d.kill()
         assert [e for e in d.events() if e.get("event") == "job.failed"] == []
         assert_phi_free(d.log_text(), "log")
+        _readme_queries_answer(d, tmp_path)
 
 
 class TestRequeueAndStatus:
@@ -287,6 +289,26 @@ class TestLogFile:
         assert stat.S_IMODE(log.stat().st_mode) == 0o640
         assert_phi_free(log.read_text() + (tmp_path / "logs" / "dcmwatch.log.1").read_text(),
                         "log file")
+
+
+def _readme_queries_answer(d: DaemonProcess, tmp_path: Path) -> None:
+    """The README's `journalctl -o json | jq` queries run against this daemon's real lines,
+    wrapped as journald does (the JSON event as a string in MESSAGE)."""
+    if shutil.which("jq") is None:
+        pytest.skip("jq not installed")
+    journal = tmp_path / "journal.json"
+    with journal.open("w") as fh:
+        for line in d.log_text().splitlines():
+            fh.write(json.dumps({"MESSAGE": line, "_SYSTEMD_UNIT": "dcmwatch.service"}) + "\n")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Watching it", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    queries = [q for q in section.splitlines() if q.startswith("journalctl ")]
+    assert len(queries) >= 5
+    for q in queries:
+        shell = re.sub(r"^journalctl [^|]*\|", f"cat {journal} |", q)
+        res = subprocess.run(["sh", "-c", shell], capture_output=True, text=True, timeout=30,
+                             check=False)
+        assert res.returncode == 0 and res.stdout.strip(), (q, res.stderr)
 
 
 def wait_sum(d: DaemonProcess, name: str, field: str, total: int,
