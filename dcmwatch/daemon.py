@@ -124,6 +124,7 @@ class Daemon:
             startup_ms=round((time.monotonic() - started) * 1000, 1),
         )
         try:
+            self._check_space()  # before the first claim, not a second later
             self._loop()
         finally:
             self._shutdown()

@@ -136,6 +136,14 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise MissingJournalError(f"no state database at {path}: has `dcmwatch run` used "
                                   "this configuration yet?")
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10.0)
+    try:
+        db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        # An operator in the daemon's group may read the files but not write the WAL index:
+        # read without locking (the answer may miss the last instants; status can live with it).
+        db.close()
+        db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
     db.execute("PRAGMA query_only=ON")
     return db
