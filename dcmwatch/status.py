@@ -112,7 +112,7 @@ def render(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table  # noqa: PLC0415 - only for people
 
     hour, day = data["outcomes"]["last_hour"], data["outcomes"]["last_day"]
-    t = Table(title="Files by outcome", title_justify="left")
+    t = Table(title="Files by outcome", title_justify="left", min_width=60)
     t.add_column("outcome")
     t.add_column("last hour", justify="right")
     t.add_column("last 24 h", justify="right")
@@ -121,7 +121,7 @@ def render(data: dict[str, Any], console: Any) -> None:
     console.print(t)
 
     reasons = data["quarantine_reasons"]["last_day"]
-    r = Table(title="Quarantine reasons, last 24 h", title_justify="left")
+    r = Table(title="Quarantine reasons, last 24 h", title_justify="left", min_width=60)
     r.add_column("reason")
     r.add_column("files", justify="right")
     for reason, n in reasons.items():
@@ -131,7 +131,7 @@ def render(data: dict[str, Any], console: Any) -> None:
     console.print(r)
 
     q = data["queue"]
-    w = Table(title="Waiting", title_justify="left")
+    w = Table(title="Waiting", title_justify="left", min_width=60)
     w.add_column("where")
     w.add_column("files", justify="right")
     w.add_row("inbox", str(q["inbox"]))
@@ -146,7 +146,7 @@ def render(data: dict[str, Any], console: Any) -> None:
     age = beat["age_s"]
     colour = "red" if beat["stale"] else "green"
     h = Table(title=f"Last heartbeat: [{colour}]{age:.0f} s ago[/] ({beat['at']})",
-              title_justify="left")
+              title_justify="left", min_width=60)
     h.add_column("field")
     h.add_column("value", justify="right")
     for k, v in beat.items():
