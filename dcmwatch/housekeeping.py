@@ -2,7 +2,8 @@
 
 Retention works from the names dcmwatch gave its files (claim ids start with the claim time in
 hex nanoseconds), not from mtimes: an archived or quarantined original keeps the mtime its
-scanner gave it, which may be years old or in the future.
+scanner gave it, which may be years old or in the future. A quarantine entry counts from when
+its sidecar was written if that is later (a file may wait through retries before quarantine).
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def purge(archive: Path | None, quarantine: Path, older_than_days: float,
         for sidecar in sorted(quarantine.glob("*.json")):
             stem = sidecar.name[: -len(".json")]
             with contextlib.suppress(FileNotFoundError):
-                if _age_reference(sidecar) >= cutoff:
+                # Quarantined when its sidecar was written (ours, so its mtime is honest), which
+                # may be long after the claim if the file waited through retries.
+                if max(_age_reference(sidecar), sidecar.lstat().st_mtime) >= cutoff:
                     continue
                 original = quarantine / f"{stem}.dcm"
                 with contextlib.suppress(FileNotFoundError):

@@ -133,12 +133,15 @@ class TestRetention:
         (archive / "20990101").mkdir()
         fresh = archive / "20990101" / f"{new}.dcm"
         fresh.write_bytes(b"y")
+        late = _quarantine(cfg, "output", age_s=3 * 86_400)  # claimed long ago, quarantined now
+        old_mtime = time.time() - 3 * 86_400
+        os.utime(cfg.paths.quarantine / f"{old}.json", (old_mtime, old_mtime))
         purged = housekeeping.purge(archive, cfg.paths.quarantine, 2.0)
         assert (purged.archived, purged.quarantined) == (1, 1)
         assert purged.bytes == 10 + len(MARKERS.patient_id) * 10
         assert not day.exists() and fresh.exists()
-        assert sorted(p.name for p in cfg.paths.quarantine.iterdir()) == [f"{new}.dcm",
-                                                                          f"{new}.json"]
+        assert sorted(p.name for p in cfg.paths.quarantine.iterdir()) == sorted(
+            [f"{new}.dcm", f"{new}.json", f"{late}.dcm", f"{late}.json"])
 
     def test_claim_time_round_trips(self) -> None:
         t = housekeeping.claimed_at(new_claim_id())
