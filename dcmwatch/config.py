@@ -261,9 +261,10 @@ def effective(config: Config) -> dict[str, Any]:
 
 
 def diff_requires_restart(old: Config, new: Config) -> list[str]:
-    """Sections a SIGHUP cannot apply to a running daemon (they move folders or the pool)."""
+    """Sections a SIGHUP cannot apply to a running daemon: they move folders, rebind the metrics
+    port or reopen the log, which the process configured once at start."""
     out = []
-    for name in ("paths", "watch", "queue", "metrics"):
+    for name in ("paths", "watch", "queue", "metrics", "log"):
         if getattr(old, name) != getattr(new, name):
             out.append(name)
     return out

@@ -81,3 +81,12 @@ class TestLayout:
         with pytest.raises(ConfigError, match=r"output\.layout") as err:
             _load(tmp_path, f'[output]\nlayout = "{layout}"\n')
         assert message in str(err.value)
+
+
+class TestReloadScope:
+    def test_sections_a_sighup_cannot_apply_are_named(self, tmp_path: Path) -> None:
+        old = _load(tmp_path, "")
+        assert config_mod.diff_requires_restart(old, _load(tmp_path, "")) == []
+        changed = _load(tmp_path, '[log]\nlevel = "debug"\n[workers]\ncount = 3\n')
+        # workers are replaced live; the log was configured once at start and is not
+        assert config_mod.diff_requires_restart(old, changed) == ["log"]
