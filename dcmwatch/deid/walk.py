@@ -213,10 +213,11 @@ class Walk:
                 _put(ds, tag, vr, dummy_value(vr))
         elif act is Act.SHIFT:
             self._shift(ds, tag, elem, vr, rule, mode, patient_key, offset)
-        elif act is Act.ALLOW or (act is Act.GRAPHIC and vr in FREE_TEXT_VRS):
+        elif act is Act.ALLOW:
             if not self._allowed(ds, tag):
-                fallback = rule.fallback if act is Act.ALLOW else Act.REMOVE
-                self._fallback(ds, tag, elem, vr, fallback, mode, patient_key, offset)
+                self._fallback(ds, tag, elem, vr, rule.fallback, mode, patient_key, offset)
+        elif act is Act.GRAPHIC:
+            self._graphic(ds, tag, vr, mode, patient_key, offset)
         elif act is Act.REPLACE:
             ds[tag] = DataElement(tag, vr, rule.value)  # from the operator: validated
         elif act is Act.HASH:
@@ -236,6 +237,16 @@ class Walk:
         offset: int,
     ) -> None:
         self._apply(ds, tag, elem, vr, Rule(act), mode, patient_key, offset)
+
+    def _graphic(
+        self, ds: Dataset, tag: int, vr: str, mode: Mode, patient_key: str, offset: int
+    ) -> None:
+        """A curve or overlay element under Clean Graphics: geometry, codes and bitmaps stay;
+        free text stays only when allow-listed; a sequence is cleaned; opaque UN goes."""
+        if vr == _SQ:
+            self._items(ds, tag, max(Mode.CLEAN, mode, key=lambda m: m.value), patient_key, offset)
+        elif vr == "UN" or (vr in FREE_TEXT_VRS and not self._allowed(ds, tag)):
+            del ds[tag]
 
     def _allowed(self, ds: Dataset, tag: int) -> bool:
         """Whether every value of the element is an exact member of the allow-list."""
