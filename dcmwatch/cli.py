@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -117,7 +118,14 @@ def lookup(config: Config, pseudonym: str) -> int:
               " nothing reversible was stored", file=sys.stderr)
         log.warning("reid.lookup", found=False, reason="disabled", uid=os.getuid())
         return EXIT_USAGE
-    rows = journal.lookup_reid(config.paths.state / journal.FILENAME, pseudonym) or []
+    path = config.paths.state / journal.FILENAME
+    try:
+        rows = journal.lookup_reid(path, pseudonym) or []
+    except sqlite3.Error as exc:
+        print(f"dcmwatch: {path}: cannot read the re-identification map"
+              f" ({type(exc).__name__})", file=sys.stderr)
+        log.error("reid.lookup", found=False, reason="unreadable", uid=os.getuid())
+        return EXIT_USAGE
     log.info("reid.lookup", found=bool(rows), matches=len(rows), uid=os.getuid(),
              pseudonym=pseudonym.strip() if rows else None)
     if not rows:

@@ -18,7 +18,7 @@ from pydicom import dcmread
 from dcmwatch import cli, config, pipeline
 from dcmwatch.job import Outcome
 from dcmwatch.journal import FILENAME, Journal, lookup_reid
-from dcmwatch.testing import MARKERS, ct_series_bytes, find_markers
+from dcmwatch.testing import MARKERS, ct_series_bytes, find_markers, write_series
 from tests.conftest import KEY_HEX, write_config
 
 
@@ -112,3 +112,27 @@ class TestLookup:
         assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 2
         err = capsys.readouterr().err
         assert "deid.reid_map" in err and "disabled" in err
+
+    def test_unreadable_database_is_a_clear_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        cfg = write_config(tmp_path, "reid_map = true")
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / FILENAME).write_bytes(b"this is not a database" * 100)
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 2
+        assert "cannot read the re-identification map" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reid_map", [False, True])
+def test_batch_process_records_the_map_only_when_on(tmp_path: Path, reid_map: bool) -> None:
+    """`dcmwatch process` stores the pairs like the daemon; off, it creates no database."""
+    cfg = write_config(tmp_path, f"reid_map = {'true' if reid_map else 'false'}")
+    write_series(tmp_path / "src", 2, rows=16, columns=16)
+    assert cli.main(["process", "--config", str(cfg), str(tmp_path / "src")], env={}) == 0
+    db = tmp_path / "state" / FILENAME
+    if not reid_map:
+        assert not db.exists()
+        return
+    pseudonym = dcmread(next((tmp_path / "outbox").rglob("*.dcm"))).PatientID
+    assert lookup_reid(db, pseudonym) == [("PatientID", MARKERS.patient_id),
+                                          ("PatientName", MARKERS.patient_name)]
