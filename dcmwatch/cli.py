@@ -116,7 +116,7 @@ def lookup(config: Config, pseudonym: str) -> int:
     if not config.deid.reid_map:
         print(f"dcmwatch: {config.source}: deid.reid_map: the re-identification map is disabled;"
               " nothing reversible was stored", file=sys.stderr)
-        log.warning("reid.lookup", found=False, reason="disabled", uid=os.getuid())
+        log.warning("reid.lookup", found=False, reason="disabled", operator_uid=os.getuid())
         return EXIT_USAGE
     path = config.paths.state / journal.FILENAME
     try:
@@ -124,9 +124,9 @@ def lookup(config: Config, pseudonym: str) -> int:
     except sqlite3.Error as exc:
         print(f"dcmwatch: {path}: cannot read the re-identification map"
               f" ({type(exc).__name__})", file=sys.stderr)
-        log.error("reid.lookup", found=False, reason="unreadable", uid=os.getuid())
+        log.error("reid.lookup", found=False, reason="unreadable", operator_uid=os.getuid())
         return EXIT_USAGE
-    log.info("reid.lookup", found=bool(rows), matches=len(rows), uid=os.getuid(),
+    log.info("reid.lookup", found=bool(rows), matches=len(rows), operator_uid=os.getuid(),
              pseudonym=pseudonym.strip() if rows else None)
     if not rows:
         print("dcmwatch: no such pseudonym in the re-identification map", file=sys.stderr)
