@@ -283,9 +283,18 @@ class Walk:
             del ds[tag]
 
     def _allowed(self, ds: Dataset, tag: int) -> bool:
-        """Whether every value of the element is an exact member of the allow-list."""
-        values = _strings(ds[tag])
+        """Whether every value of the element is an exact member of the allow-list.
+
+        With an empty allow-list only an empty value passes, which the raw bytes tell without
+        decoding the value in the dataset's character set.
+        """
         allow = self._rules.allowlist
+        if not allow:
+            elem = ds._dict[BaseTag(tag)]
+            if isinstance(elem, RawDataElement):
+                return not (elem.value or b"").strip(b"\x00 ")
+            return bool(elem.is_empty)
+        values = _strings(ds[tag])
         return all(v in allow for v in values)
 
     def _shift(
