@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcmwatch import __version__, keys, store
 from dcmwatch import config as config_mod
@@ -24,6 +25,9 @@ from dcmwatch.config import Config
 from dcmwatch.errors import ConfigError, DcmwatchError
 from dcmwatch.job import Outcome, Task
 
+if TYPE_CHECKING:
+    from dcmwatch.journal import Journal
+
 EXIT_OK = 0
 EXIT_QUARANTINED = 1
 EXIT_USAGE = 2
@@ -31,7 +35,7 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
     env = os.environ if env is None else env
     parser = _parser()
     try:
@@ -45,6 +49,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         config = config_mod.load(args.config or config_mod.env_config_path(env))
         if args.command in ("check-config", "status", "requeue"):  # no key needed
             return _operator_command(args, config, env)
+        if args.command == "lookup":
+            return lookup(config, args.pseudonym)
         _configure_logging(config)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
@@ -132,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     requeue.add_argument("--config", "-c", help=cfg_help)
     requeue.add_argument("--reason", help="only entries quarantined for this reason")
     requeue.add_argument("--dry-run", action="store_true", help="count, move nothing")
+    look = sub.add_parser("lookup", help="re-identify a pseudonym or UID (needs [deid] reid_map)")
+    look.add_argument("--config", "-c", help=cfg_help)
+    look.add_argument("pseudonym", help="a PatientID/PatientName pseudonym or a new UID")
     return parser
 
 
@@ -141,6 +150,41 @@ def _check_config(config: Config, env: Mapping[str, str]) -> int:
     data["key_origin"] = key.origin
     print(json.dumps(data, indent=2))
     print(f"dcmwatch: {config.source}: configuration is valid", file=sys.stderr)
+    return EXIT_OK
+
+
+def lookup(config: Config, pseudonym: str) -> int:
+    """Print the originals behind a pseudonym as JSON: 0 found, 1 not found, 2 map disabled.
+
+    The audit event says who asked and whether it was found; it names the pseudonym only when
+    it is one (a mistyped argument may be an original ID, which must not reach the log).
+    """
+    from dcmwatch import journal  # noqa: PLC0415
+
+    log_mod.configure(config.log.format, config.log.level, stream=sys.stderr)  # stdout: JSON
+    log = log_mod.get()
+    if not config.deid.reid_map:
+        print(f"dcmwatch: {config.source}: deid.reid_map: the re-identification map is disabled;"
+              " nothing reversible was stored", file=sys.stderr)
+        log.warning("reid.lookup", found=False, reason="disabled", operator_uid=os.getuid())
+        return EXIT_USAGE
+    path = config.paths.state / journal.FILENAME
+    try:
+        rows = journal.lookup_reid(path, pseudonym) or []
+    except sqlite3.Error as exc:
+        print(f"dcmwatch: {path}: cannot read the re-identification map"
+              f" ({type(exc).__name__})", file=sys.stderr)
+        log.error("reid.lookup", found=False, reason="unreadable", operator_uid=os.getuid())
+        return EXIT_USAGE
+    log.info("reid.lookup", found=bool(rows), matches=len(rows), operator_uid=os.getuid(),
+             pseudonym=pseudonym.strip() if rows else None)
+    if not rows:
+        print("dcmwatch: no such pseudonym in the re-identification map", file=sys.stderr)
+        return EXIT_QUARANTINED
+    originals: dict[str, list[str]] = {}
+    for kind, original in rows:
+        originals.setdefault(kind, []).append(original)
+    print(json.dumps({"pseudonym": pseudonym.strip(), "originals": originals}, indent=2))
     return EXIT_OK
 
 
@@ -171,6 +215,7 @@ def process(config: Config, paths: Sequence[Path]) -> int:
         return EXIT_USAGE
     for folder in (config.paths.outbox, config.paths.quarantine):
         store.ensure_dir(folder)
+    reid = _reid_journal(config)
     files = list(iter_inputs(paths))
     started = time.monotonic()
     counts = {"processed": 0, "quarantined": 0, "failed": 0}
@@ -192,11 +237,16 @@ def process(config: Config, paths: Sequence[Path]) -> int:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in done:
                 task = inflight.pop(fut)
-                _settle_batch(config, task, fut.result(), counts, log)
+                outcome = fut.result()
+                if reid is not None and outcome.reid:
+                    reid.record_reid(outcome.reid)
+                _settle_batch(config, task, outcome, counts, log)
                 if progress is not None:
                     progress.advance()
     finally:
         pool.shutdown(wait=True)
+        if reid is not None:
+            reid.close()
         if progress is not None:
             progress.close()
     seconds = time.monotonic() - started
@@ -204,6 +254,16 @@ def process(config: Config, paths: Sequence[Path]) -> int:
              duration_ms=round(seconds * 1000, 1),
              files_per_s=round(len(files) / seconds, 1) if seconds > 0 else None)
     return EXIT_OK if counts["quarantined"] == 0 and counts["failed"] == 0 else EXIT_QUARANTINED
+
+
+def _reid_journal(config: Config) -> Journal | None:
+    """The state database, opened only to record the re-identification map when it is on."""
+    if not config.deid.reid_map:
+        return None
+    from dcmwatch.journal import FILENAME, Journal  # noqa: PLC0415
+
+    store.ensure_dir(config.paths.state)
+    return Journal(config.paths.state / FILENAME, mode=config.output.file_mode)
 
 
 def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str, int],

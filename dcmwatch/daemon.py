@@ -109,7 +109,7 @@ class Daemon:
         started = time.monotonic()
         os.umask(0o027)
         self._prepare_folders()
-        self.journal = Journal(self.state / "journal.sqlite3")
+        self.journal = Journal(self.state / "journal.sqlite3", mode=self.config.output.file_mode)
         self.pool = Pool(self.config)
         self.pool.warm()
         recovered = self._recover()
@@ -457,6 +457,8 @@ class Daemon:
             self._quarantine(item, outcome)
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
+        if outcome.reid:  # first: a crash before the input is gone redoes it (idempotent)
+            self.journal.record_reid(outcome.reid)
         work = Path(item.task.path)
         if self.config.output.on_success == "archive":
             self._archive(work, item.task.claim_id)

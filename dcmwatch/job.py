@@ -56,6 +56,9 @@ class Outcome:
     duration_ms: float = 0.0
     worker: int = 0
     rules: tuple[str, ...] = field(default_factory=tuple)
+    #: Re-identification pairs (kind, pseudonym, original), only with `[deid] reid_map`. PHI:
+    #: never logged, never in the repr; the parent stores them in the journal's reid table.
+    reid: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
 
 
 _config: Config | None = None
@@ -127,7 +130,7 @@ def process(task: Task, config: Config) -> Outcome:
         claim_id=task.claim_id, status="processed", output=result.relpath,
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
-        duration_ms=_ms(start), worker=pid, rules=result.rules,
+        duration_ms=_ms(start), worker=pid, rules=result.rules, reid=result.reid,
     )
 
 

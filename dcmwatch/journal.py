@@ -2,15 +2,19 @@
 
 The folders are the truth about what still has to be done (inbox, work area); the journal is the
 record of what was done: content hash, outcome, output path, timings. It is what idempotency
-checks, `dcmwatch status` and audits read. It never holds an input's file name or a tag value.
+checks, `dcmwatch status` and audits read. It never holds an input's file name or a tag value,
+with one opt-in exception: the `reid` table of the re-identification map (`[deid] reid_map`),
+written only when that is on. The file is created owner/group-only (0600/0640).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +38,34 @@ CREATE TABLE IF NOT EXISTS files (
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
 CREATE INDEX IF NOT EXISTS files_finished ON files (finished_at);
+CREATE TABLE IF NOT EXISTS reid (
+    pseudonym    TEXT NOT NULL,
+    kind         TEXT NOT NULL,          -- PatientID | PatientName | StudyInstanceUID | ...
+    original     TEXT NOT NULL,
+    first_seen   REAL NOT NULL,
+    PRIMARY KEY (pseudonym, kind, original)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, processed INTEGER,
                                        quarantined INTEGER);
 """
 
 
+#: The state database's file name inside `[paths] state`.
+FILENAME = "journal.sqlite3"
+
+
+def _create(path: Path, mode: int) -> None:
+    """Create the database file with `mode` (never world-readable: the reid map may live in
+    it); SQLite gives its -wal and -shm files the same permissions."""
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o660)
+        os.close(fd)
+
+
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, mode: int = 0o600) -> None:
         self.path = path
+        _create(path, mode)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -124,6 +148,15 @@ class Journal:
         return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
                 "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
 
+    def record_reid(self, pairs: Iterable[tuple[str, str, str]]) -> int:
+        """Store re-identification pairs (kind, pseudonym, original); returns how many were new."""
+        now = time.time()
+        cur = self._db.executemany(
+            "INSERT OR IGNORE INTO reid(pseudonym, kind, original, first_seen) VALUES(?, ?, ?, ?)",
+            [(pseudonym, kind, original, now) for kind, pseudonym, original in pairs],
+        )
+        return max(cur.rowcount, 0)
+
 
 class MissingJournalError(DcmwatchError):
     """No state database where the configuration says: the daemon has not run with it yet."""
@@ -147,3 +180,23 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
     db.execute("PRAGMA query_only=ON")
     return db
+
+
+def lookup_reid(path: Path, pseudonym: str) -> list[tuple[str, str]] | None:
+    """(kind, original) rows for `pseudonym`, read-only; None when there is no database yet."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+    try:
+        has_table = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='reid'"
+        ).fetchone()
+        if has_table is None:
+            return []
+        rows = db.execute(
+            "SELECT kind, original FROM reid WHERE pseudonym = ? ORDER BY kind, original",
+            (pseudonym.strip(),),
+        ).fetchall()
+    finally:
+        db.close()
+    return [(str(kind), str(original)) for kind, original in rows]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from dcmwatch import dicomfile
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
+from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
 from dcmwatch.errors import DcmwatchError, TransformError
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
@@ -41,6 +42,9 @@ class Processed:
     sha256_in: str
     #: Names of the pixel rules applied (empty when none matched).
     rules: tuple[str, ...] = ()
+    #: (kind, pseudonym, original) pairs for the re-identification map; only with
+    #: ``[deid] reid_map``. PHI: never in the repr.
+    reid: tuple[ReidPair, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine."""
     steps = build_steps(config)
     ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
+    before = reid_snapshot(ds) if config.deid.reid_map else None
     ds = run_steps(ds, (steps.deidentify, steps.pixels))
     try:
         out = dicomfile.encode(ds)
@@ -86,6 +91,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         data=out,
         sha256_in=digest,
         rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
+        reid=reid_pairs(before, ds) if before is not None else (),
     )
 
 

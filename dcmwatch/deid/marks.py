@@ -8,11 +8,16 @@ after everything else and replace earlier values, so they always describe this r
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Final
 
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from dcmwatch.deid.settings import OPTION_NAMES
 
@@ -46,33 +51,66 @@ _OVERRIDDEN: Final = "WITH LOCAL ATTRIBUTE OVERRIDES"
 
 
 class Marks:
-    """The marks of one configuration; :meth:`apply` builds fresh items for every dataset."""
+    """The marks of one configuration, written into every dataset by :meth:`apply`.
 
-    __slots__ = ("_codes", "_longitudinal", "_method")
+    They are the same for every file of a configuration, so they are encoded once per
+    encoding (implicit/explicit VR, byte order) and put into each dataset as raw elements: the
+    writer copies raw bytes verbatim, where the dozen code items of a configuration with every
+    option would otherwise cost pydicom's per-element encoding, file after file (a third of
+    the whole de-identification). Raw elements are immutable, so datasets may share them.
+    """
+
+    __slots__ = ("_elements", "_encoded")
 
     def __init__(self, settings: DeidSettings) -> None:
         used = [name for name in OPTION_NAMES if name in settings.options]
-        self._codes = tuple(CID_7050[name] for name in ("basic", *used))
-        self._method: str | list[str] = (
-            [_METHOD, _OVERRIDDEN] if settings.overrides else _METHOD
-        )
+        codes = tuple(CID_7050[name] for name in ("basic", *used))
+        method: str | list[str] = [_METHOD, _OVERRIDDEN] if settings.overrides else _METHOD
         if "retain_long_modified_dates" in settings.options:
-            self._longitudinal = "MODIFIED"
+            longitudinal = "MODIFIED"
         elif "retain_long_full_dates" in settings.options:
-            self._longitudinal = "UNMODIFIED"
+            longitudinal = "UNMODIFIED"
         else:
-            self._longitudinal = "REMOVED"
+            longitudinal = "REMOVED"
+        items = []
+        for value, meaning in codes:
+            item = Dataset()
+            item.add(DataElement(0x00080100, "SH", value))
+            item.add(DataElement(0x00080102, "SH", "DCM"))
+            item.add(DataElement(0x00080104, "LO", meaning))
+            items.append(item)
+        #: The prototype elements, in tag order; never handed out (datasets get copies).
+        self._elements = (
+            DataElement(0x00120062, "CS", "YES"),
+            DataElement(0x00120063, "LO", method),
+            DataElement(0x00120064, "SQ", Sequence(items)),
+            DataElement(0x00280303, "CS", longitudinal),
+        )
+        #: Per (implicit VR, little endian) of the transfer syntaxes that exist.
+        self._encoded = {
+            encoding: tuple(_encode(elem, *encoding) for elem in self._elements)
+            for encoding in ((True, True), (False, True), (False, False))
+        }
 
     def apply(self, ds: Dataset) -> None:
-        """Write the marks into the top-level dataset."""
-        items = []
-        for value, meaning in self._codes:
-            item = Dataset()
-            item[0x00080100] = DataElement(0x00080100, "SH", value)
-            item[0x00080102] = DataElement(0x00080102, "SH", "DCM")
-            item[0x00080104] = DataElement(0x00080104, "LO", meaning)
-            items.append(item)
-        ds[0x00120062] = DataElement(0x00120062, "CS", "YES")
-        ds[0x00120063] = DataElement(0x00120063, "LO", self._method)
-        ds[0x00120064] = DataElement(0x00120064, "SQ", Sequence(items))
-        ds[0x00280303] = DataElement(0x00280303, "CS", self._longitudinal)
+        """Write the marks into the top-level dataset, replacing earlier values."""
+        implicit, little = ds.original_encoding
+        raw = None if implicit is None or little is None else self._encoded.get((implicit, little))
+        if raw is None:  # built in memory: no encoding to match yet
+            for elem in self._elements:
+                ds[elem.tag] = copy.deepcopy(elem)
+            return
+        elements = ds._dict
+        for encoded in raw:
+            elements[encoded.tag] = encoded
+
+
+def _encode(elem: DataElement, implicit: bool, little: bool) -> RawDataElement:
+    """``elem`` as the reader would have left it: a raw element with its value's bytes."""
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = implicit
+    fp.is_little_endian = little
+    write_data_element(fp, elem)
+    header = 8 if implicit or elem.VR not in EXPLICIT_VR_LENGTH_32 else 12
+    value = fp.getvalue()[header:]
+    return RawDataElement(BaseTag(elem.tag), elem.VR, len(value), value, 0, implicit, little)

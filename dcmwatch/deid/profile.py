@@ -16,8 +16,12 @@ dict lookup per element. How each code is applied, and why:
   DA/DT with Retain Longitudinal Modified Dates are shifted (TM and (0008,0201) *Timezone
   Offset From UTC* are kept: a whole-day shift changes neither; binary timestamps get the basic
   action); a sequence is *cleaned* (the table applies inside and other free
-  text obeys the allow-list; code items are kept); curves and overlays keep their
-  non-text attributes and allow-listed text. Binary values (OB) cannot be cleaned: basic action.
+  text obeys the allow-list; code items are kept). Binary values (OB) cannot be cleaned: basic
+  action.
+* **Curves (50xx) and overlays (60xx)**, every even group 5000-501E / 6000-601E, retired
+  elements included: removed whole by the basic profile. Clean Graphics keeps their geometry,
+  codes and bitmaps (overlay and curve data), their free text only when allow-listed, cleans
+  a sequence like any other, and removes curve audio (50xx,20xx) and elements of unknown VR.
 * When options disagree on an attribute, C beats K (the more conservative retains less).
 * (0010,0010) *Patient's Name* and (0010,0020) *Patient ID* get keyed pseudonyms (their D).
 * Overrides from the configuration win over all of the above.
@@ -93,6 +97,9 @@ KEEP_UID_TAGS: Final[frozenset[int]] = frozenset(
     )
     and tag not in TABLE
 )
+#: (50xx,20xx): the retired audio attributes of a curve group. A recording is no graphic and
+#: cannot be cleaned: removed under Clean Graphics too.
+AUDIO: Final = (0xFF00FF00, 0x50002000, REMOVE)
 #: Attributes of a code item (PS3.3 Table 8.8-1): a coded concept, kept in cleaned sequences.
 CODE_TAGS: Final = frozenset(
     {0x00080100, 0x00080102, 0x00080103, 0x00080104, 0x00080119, 0x00080120, 0x00080105,
@@ -219,10 +226,10 @@ def compile_rules(settings: DeidSettings) -> Rules:
     enabled = frozenset(settings.options)
     table = {tag: _resolve(tag, row, enabled) for tag, row in TABLE.items()}
     graphics = "clean_graphics" in enabled
-    repeating = tuple(
+    repeating = (AUDIO, *(
         (mask, value, Rule(Act.GRAPHIC) if graphics and row[1] else REMOVE)
         for mask, value, row in REPEATING
-    )
+    ))  # fmt: skip
     private_overrides: dict[tuple[str, int], Rule] = {}
     for override in settings.overrides:
         target = override.target()

@@ -149,6 +149,9 @@ class DeidSettings(BaseModel):
     key_file: str | None = None
     key_env: str | None = "DCMWATCH_KEY"
     random_key: bool = False
+    #: Keep a re-identification map (pseudonym/new UID → original) in the state database, for
+    #: `dcmwatch lookup`. Off: nothing reversible is stored anywhere.
+    reid_map: bool = False
     generate_key: bool = False
 
     @field_validator("options")

@@ -11,7 +11,12 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dcmwatch.deid import DeidSettings, make_deidentifier
 from dcmwatch.deid.pseudonyms import Keyed
@@ -151,6 +156,27 @@ class TestMarks:
                          "113105", "113104", "113103"]  # fmt: skip
         assert ds.LongitudinalTemporalInformationModified == "UNMODIFIED"
         assert ds.StudyDate == "20240315"
+
+    @pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                        ExplicitVRBigEndian])
+    def test_marks_of_a_read_file_in_its_encoding(self, syntax: str) -> None:
+        """Files read from bytes get the marks pre-encoded in their own encoding: they read
+        back the same in memory and after writing, for every uncompressed transfer syntax."""
+        src = _dataset()
+        src.file_meta.TransferSyntaxUID = syntax
+        src.set_original_encoding(syntax == ImplicitVRLittleEndian,
+                                  syntax != ExplicitVRBigEndian, None)
+        blob = to_bytes(src)
+        options = ("retain_long_modified_dates", "clean_graphics")
+        deid = make_deidentifier(DeidSettings(options=options), KEY)
+        for ds in (deid(dcmread(BytesIO(blob))), reread(to_bytes(deid(dcmread(BytesIO(blob)))))):
+            assert ds.PatientIdentityRemoved == "YES"
+            assert ds.DeidentificationMethod.startswith("DCMWATCH PS3.15")
+            items = ds.DeidentificationMethodCodeSequence
+            assert [(i.CodeValue, i.CodingSchemeDesignator) for i in items] == [
+                ("113100", "DCM"), ("113107", "DCM"), ("113103", "DCM")]
+            assert items[2].CodeMeaning == "Clean Graphics Option"
+            assert ds.LongitudinalTemporalInformationModified == "MODIFIED"
 
     def test_modified_dates_marked(self) -> None:
         ds = _deid(_dataset(), options=["retain_long_modified_dates"])

@@ -178,3 +178,22 @@ def test_retain_safe_private_keeps_only_allowlisted_pairs() -> None:
     ds = reread(out)
     assert ds[0x00090010].value == "MKVENDOR 1"
 
+
+
+@pytest.mark.parametrize("option", OPTION_NAMES)
+def test_each_option_removes_what_its_column_does_not_retain(option: str) -> None:
+    """With any one option: every X attribute whose column for that option is empty is still
+    absent at every level, and no private, overlay or curve marker survives unless the option
+    is the one that retains it (Retain Safe Private with an allow-list, Clean Graphics)."""
+    planted = build_planted()
+    out = _run(planted, DeidSettings(options=(option,)))
+    removed = [t for t in planted_tags() if TABLE[t][0] == "X" and _column(t, option) is None]
+    ds = reread(out)
+    for level in _levels(ds):
+        assert [f"{t:08X}" for t in removed if t in level] == []
+    retained_graphics = {GRAPHIC_MARKERS["overlay_data"], GRAPHIC_MARKERS["curve_data"]}
+    for marker in (*PRIVATE_MARKERS, *GRAPHIC_MARKERS.values()):
+        expected = option == "clean_graphics" and marker in retained_graphics
+        assert (marker in out) is expected, marker
+    assert "SourceApplicationEntityTitle" not in ds.file_meta
+    assert ds.PatientIdentityRemoved == "YES"

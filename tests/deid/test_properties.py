@@ -11,9 +11,10 @@ from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dcmwatch.deid import DeidSettings, make_deidentifier
+from dcmwatch.deid.settings import OPTION_NAMES
 from dcmwatch.deid.table import TABLE
 
 _TEXT = ("AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT", "UR")
@@ -66,10 +67,11 @@ class _Values:
 
 
 @st.composite
-def datasets(draw: st.DrawFn) -> tuple[Dataset, list[bytes]]:
-    """A random dataset up to three sequence levels deep, and the markers that must vanish."""
+def datasets(draw: st.DrawFn) -> tuple[Dataset, list[tuple[int, bytes]]]:
+    """A random dataset up to three sequence levels deep, and the (tag, marker) of each table
+    attribute planted: under the basic profile every such marker must vanish."""
     values = _Values()
-    must_vanish: list[bytes] = []
+    must_vanish: list[tuple[int, bytes]] = []
 
     def level(depth: int) -> Dataset:
         ds = Dataset()
@@ -81,7 +83,7 @@ def datasets(draw: st.DrawFn) -> tuple[Dataset, list[bytes]]:
             value, marker = values.make(vr)
             ds[tag] = DataElement(tag, vr, value)
             if tag in TABLE and marker:
-                must_vanish.append(marker)
+                must_vanish.append((tag, marker))
         if depth < 3:
             for _ in range(draw(st.integers(0, 2))):
                 pool = draw(st.sampled_from([_TABLE_SEQUENCES, _SEQUENCES]))
@@ -103,13 +105,47 @@ _DEID = make_deidentifier(DeidSettings(), KEY)
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(datasets())
-def test_no_table_value_survives_the_basic_profile(case: tuple[Dataset, list[bytes]]) -> None:
+def test_no_table_value_survives_the_basic_profile(
+    case: tuple[Dataset, list[tuple[int, bytes]]],
+) -> None:
     """No original value of a Table E.1-1 attribute (none is K in the basic profile) is left
     anywhere in the output bytes, and the output writes and reads back, every element parsing."""
     ds, must_vanish = case
     out = to_bytes(_DEID(ds))
-    assert [m for m in must_vanish if m in out] == []
+    assert [m for _, m in must_vanish if m in out] == []
     back = reread(out)
     assert back.PatientIdentityRemoved == "YES"
+    for elem in back.iterall():
+        _ = elem.value
+
+
+_OPTION_SETS = st.sets(st.sampled_from(OPTION_NAMES)).filter(
+    lambda o: not {"retain_long_full_dates", "retain_long_modified_dates"} <= o
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(), _OPTION_SETS, st.sampled_from([ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
+def test_options_on_files_read_from_bytes(
+    case: tuple[Dataset, list[tuple[int, bytes]]], options: set[str], syntax: str
+) -> None:
+    """The path real inputs take (read from bytes, in either VR encoding, our values written as
+    raw elements) with any set of options: a table attribute whose column is empty for every
+    enabled option keeps no original value, and the output reads back whole."""
+    ds, planted = case
+    ds.file_meta.TransferSyntaxUID = syntax
+    blob = to_bytes(ds)
+    enabled = tuple(o for o in OPTION_NAMES if o in options)
+    deid = make_deidentifier(DeidSettings(options=enabled), KEY)
+    source = reread(blob)
+    assert source.original_encoding[0] is (syntax == ImplicitVRLittleEndian)
+    out = to_bytes(deid(source))
+    columns_off = [
+        (tag, m) for tag, m in planted if not any(o in options for o, _ in TABLE[tag][1])
+    ]
+    assert [f"{tag:08X}" for tag, m in columns_off if m in out] == []
+    back = reread(out)
+    assert back.PatientIdentityRemoved == "YES"
+    assert len(back.DeidentificationMethodCodeSequence) == 1 + len(enabled)
     for elem in back.iterall():
         _ = elem.value
