@@ -160,6 +160,23 @@ class TestServiceContract:
         assert str(p.state) == f"/var/lib/{d['StateDirectory'][0]}"
         assert cfg.log.format == "json"
 
+    def test_template_instance_config_fits_the_template(self, tmp_path: Path) -> None:
+        """The README's recipe for an instance config (the sed) gives folders the template
+        lets instance NAME write, and the template's own key and config per instance."""
+        text = (ROOT / "config" / "systemd.toml").read_text()
+        text = text.replace("/srv/dcmwatch/", "/srv/dcmwatch/ct-a/").replace(
+            '"/var/lib/dcmwatch"', '"/var/lib/dcmwatch/ct-a"')
+        (tmp_path / "ct-a.toml").write_text(text)
+        cfg = config_mod.load(tmp_path / "ct-a.toml")
+        d = {k: [v.replace("%i", "ct-a") for v in vs]
+             for k, vs in _directives(SYSTEMD / "dcmwatch@.service").items()}
+        p = cfg.paths
+        assert sorted(map(str, (p.inbox, p.outbox, p.quarantine))) == sorted(
+            d["ReadWritePaths"][0].split())
+        assert str(p.state) == f"/var/lib/{d['StateDirectory'][0]}"
+        assert d["LoadCredential"] == [f"{keys.CREDENTIAL_NAME}:/etc/dcmwatch/ct-a.key"]
+        assert d["ExecStart"][0].endswith("--config /etc/dcmwatch/ct-a.toml")
+
     def test_example_config_takes_the_key_from_the_credential(self, tmp_path: Path) -> None:
         """With $CREDENTIALS_DIRECTORY the key is the credential; without it, no key at all
         (never a generated or random one)."""
