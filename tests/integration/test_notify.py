@@ -154,7 +154,7 @@ class TestLifecycle:
                                                        notify: NotifySocket) -> None:
         """Hundreds of files waiting at start: READY comes first, the files afterwards."""
         d = systemd_daemon(tmp_path, notify)
-        n = 400
+        n = 250
         write_series(d.inbox, n, **SMALL)
         try:
             d.start(wait_ready=False)
