@@ -128,7 +128,7 @@ class TestLifecycle:
             t0 = time.monotonic()
             time.sleep(3.0)
             pings = notify.count("WATCHDOG=1", since=t0)
-            assert 4 <= pings <= 8, pings  # 1 s timeout: a ping every 0.5 s
+            assert 3 <= pings <= 8, pings  # 1 s timeout: a ping about every 0.5 s, never > 1 s
 
             assert d.proc is not None
             n_ready = notify.count("READY=1")
