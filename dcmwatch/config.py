@@ -78,6 +78,10 @@ class Workers(_Section):
     prefetch: Annotated[int, Field(ge=1, le=64)] = 2
     #: A file whose worker died this many times is quarantined (a poison file must not loop).
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    #: Files in flight and none finished for this long: the workers are wedged, the liveness
+    #: check fails and the systemd watchdog pings stop (systemd then restarts the service).
+    #: Longer than the slowest legitimate file.
+    stall_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
 
 
 class Queue(_Section):

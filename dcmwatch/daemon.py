@@ -38,6 +38,7 @@ from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
 from dcmwatch.journal import Journal
 from dcmwatch.log import get as get_logger
+from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
 from dcmwatch.workers import BrokenProcessPool, Pool
 
@@ -66,6 +67,8 @@ class _Counters:
     quarantined: int = 0
     deferred: int = 0
     retried: int = 0
+    #: Futures the workers finished, whatever the outcome: the liveness check's progress.
+    completed: int = 0
     since_beat_processed: int = 0
     since_beat_quarantined: int = 0
     last_beat: float = field(default_factory=time.monotonic)
@@ -108,6 +111,7 @@ class Daemon:
     def run(self) -> int:
         started = time.monotonic()
         os.umask(0o027)
+        self.supervision = Supervision(self.env, self.log)
         self._prepare_folders()
         self.journal = Journal(self.state / "journal.sqlite3", mode=self.config.output.file_mode)
         self.pool = Pool(self.config)
@@ -123,6 +127,9 @@ class Daemon:
             observer=self.watcher.kind, recovered=recovered,
             startup_ms=round((time.monotonic() - started) * 1000, 1),
         )
+        # The start-up scan runs in the scheduler's thread and feeds the queue as it walks: READY
+        # does not wait for it, however many files are waiting.
+        self.supervision.ready(self._snapshot())
         try:
             self._check_space()  # before the first claim, not a second later
             self._loop()
@@ -318,7 +325,9 @@ class Daemon:
                 self.intake.tick()
             if self._reload:
                 self._reload = False
+                self.supervision.reloading()
                 self._do_reload()
+                self.supervision.reloaded()
             if self._heartbeat_due:
                 self._heartbeat_due = False
                 try:
@@ -340,7 +349,18 @@ class Daemon:
                 self.scheduler.modify_job("rescan", next_run_time=datetime.now())
             if not self.watcher.alive():
                 self._restart_watcher()
+            self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
             self.intake.wait(_TICK)
+
+    def _snapshot(self) -> Snapshot:
+        c = self.counters
+        return Snapshot(
+            queue=self.intake.depth() + len(self._ready) + len(self._retry),
+            inflight=len(self._inflight), completed=c.completed, processed=c.processed,
+            quarantined=c.quarantined,
+            # While draining, the observer is stopped on purpose.
+            observer_alive=self._stop or self.watcher.alive(),
+        )
 
     def _capacity(self) -> int:
         suspects = any(i.suspect for i in self._ready) or any(
@@ -397,6 +417,7 @@ class Daemon:
             item = self._inflight.pop(fut, None)
             if item is None:
                 continue
+            self.counters.completed += 1
             try:
                 outcome = fut.result()
             except (BrokenProcessPool, CancelledError):
@@ -618,6 +639,7 @@ class Daemon:
         self.log.info("config.reloaded", source=new.source)
 
     def _shutdown(self) -> None:
+        self.supervision.stopping()
         self.log.info("daemon.stopping", inflight=len(self._inflight),
                       queue_depth=self.intake.depth())
         with contextlib.suppress(Exception):
@@ -637,10 +659,12 @@ class Daemon:
         deadline = time.monotonic() + 60.0
         while self._inflight and not self._force and time.monotonic() < deadline:
             self._drain_done()
+            self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
             self.intake.wait(_TICK)
         self._drain_done()
         self.pool.shutdown(wait=not self._force)
         self.journal.close()
+        self.supervision.close()
         self.log.info("daemon.stopped", processed=self.counters.processed,
                       quarantined=self.counters.quarantined, left_inflight=len(self._inflight))
 

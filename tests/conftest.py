@@ -67,9 +67,11 @@ def config_file(tmp_path: Path) -> Path:
 class DaemonProcess:
     """`python -m dcmwatch run` on a test's folders, with its JSON log lines at hand."""
 
-    def __init__(self, config: Path, root: Path) -> None:
+    def __init__(self, config: Path, root: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.root = root
+        #: Added to the daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC …).
+        self.extra_env = env or {}
         self.inbox = root / "inbox"
         self.outbox = root / "outbox"
         self.quarantine = root / "quarantine"
@@ -80,7 +82,10 @@ class DaemonProcess:
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
         self._log_fh = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DCMWATCH")}
+        systemd = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("DCMWATCH") and k not in systemd}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dcmwatch", "run", "--config", str(self.config)],
             stdout=self._log_fh, stderr=self._log_fh, cwd=self.root, env=env,
