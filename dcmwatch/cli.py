@@ -158,6 +158,9 @@ def process(config: Config, paths: Sequence[Path]) -> int:
 
 def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str, int],
                   log: Any) -> None:
+    if outcome.findings:
+        log.warning("ocr.finding", claim_id=task.claim_id, policy=config.ocr.policy,
+                    count=len(outcome.findings), findings=[f.as_dict() for f in outcome.findings])
     if outcome.status == "processed":
         counts["processed"] += 1
         log.debug("file.processed", claim_id=task.claim_id, output=outcome.output,
@@ -171,6 +174,8 @@ def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str
     sidecar = {"event": "file.quarantined", "claim_id": task.claim_id, "reason": outcome.reason,
                "message": outcome.message, "bytes": outcome.bytes_in, "mode": "process",
                "dcmwatch_version": __version__}
+    if outcome.findings:
+        sidecar["ocr_findings"] = [f.as_dict() for f in outcome.findings]
     try:
         store.quarantine(Path(task.path), config.paths.quarantine, task.claim_id, sidecar,
                          mode=config.output.file_mode, keep_source=True)

@@ -26,6 +26,7 @@ import pydicom.config
 from dcmwatch import pipeline, store
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
+from dcmwatch.ocr import Finding
 
 Status = Literal["processed", "quarantine", "transient"]
 
@@ -56,6 +57,8 @@ class Outcome:
     duration_ms: float = 0.0
     worker: int = 0
     rules: tuple[str, ...] = field(default_factory=tuple)
+    #: The burned-in text guard's findings (boxes and classes, never text), for the parent to log.
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
 
 
 _config: Config | None = None
@@ -127,7 +130,7 @@ def process(task: Task, config: Config) -> Outcome:
         claim_id=task.claim_id, status="processed", output=result.relpath,
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
-        duration_ms=_ms(start), worker=pid, rules=result.rules,
+        duration_ms=_ms(start), worker=pid, rules=result.rules, findings=result.findings,
     )
 
 
@@ -136,6 +139,7 @@ def _failed(task: Task, status: Status, exc: DcmwatchError, start: float, pid: i
     return Outcome(
         claim_id=task.claim_id, status=status, reason=exc.reason, message=str(exc),
         mtime_ns=mtime_ns, bytes_in=size, duration_ms=_ms(start), worker=pid,
+        findings=getattr(exc, "findings", ()),
     )
 
 

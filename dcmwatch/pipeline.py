@@ -21,6 +21,8 @@ from dcmwatch import dicomfile
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
 from dcmwatch.errors import DcmwatchError, TransformError
+from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
+from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
 
@@ -41,12 +43,15 @@ class Processed:
     sha256_in: str
     #: Names of the pixel rules applied (empty when none matched).
     rules: tuple[str, ...] = ()
+    #: What the burned-in text guard found (policies redact and flag; quarantine raises).
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Steps:
     deidentify: Step
     pixels: Step
+    ocr: OcrStep
 
 
 @lru_cache(maxsize=4)
@@ -55,7 +60,8 @@ def build_steps(config: Config) -> Steps:
     deidentify = make_deidentifier(config.deid, key)
     derive = _uid_deriver(key)
     pixels = make_pixel_step(config.rules, config.pixels, derive)
-    return Steps(deidentify=deidentify, pixels=pixels)
+    ocr = make_ocr_step(config.ocr, config.pixels, derive)
+    return Steps(deidentify=deidentify, pixels=pixels, ocr=ocr)
 
 
 def _uid_deriver(key: bytes) -> Callable[[str], str]:
@@ -72,7 +78,12 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine."""
     steps = build_steps(config)
     ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
+    # The guard compares what it reads with the original header: collect before it is gone.
+    identifiers = collect_identifiers(ds) if config.ocr.enabled else None
     ds = run_steps(ds, (steps.deidentify, steps.pixels))
+    findings: tuple[Finding, ...] = ()
+    if identifiers is not None:
+        ds, findings = steps.ocr(ds, identifiers)
     try:
         out = dicomfile.encode(ds)
     except DcmwatchError:
@@ -86,6 +97,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         data=out,
         sha256_in=digest,
         rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
+        findings=findings,
     )
 
 
