@@ -3,10 +3,12 @@
 A word matching an identifying value of the original header is always a finding, whatever its
 confidence (OCR is least sure about exactly the odd strings names and IDs are). Any other word is
 a finding when it is confident (``min_confidence``), has ``min_chars`` letters or digits, and no
-``allow`` pattern covers it. A pattern covers a run of one to three consecutive words of a line
+``allow`` pattern covers it. A pattern covers a run of consecutive words (pieces, below) of a line
 (joined by one space) when its match touches every word of the run: ``12.5 cm`` is covered by
 ``^\\d+(\\.\\d+)?\\s*cm$`` although OCR returns two words, while ``MI 0.8 SMITH`` leaves
-``SMITH`` uncovered by ``^MI\\s*\\d``.
+``SMITH`` uncovered by ``^MI\\s*\\d``. Words are first split into pieces at letter/digit
+boundaries (``Gain60dB12.5cm`` -> ``Gain 60 dB 12.5 cm``): a word is allowed when each of its
+pieces holding a letter or digit is covered; runs are of one to four pieces.
 
 Values are compared normalised (upper case, letters and digits): values of four characters or
 more anywhere in a line's concatenated text (OCR often drops the spaces and reads ``^`` as
@@ -33,7 +35,11 @@ __all__ = ["OTHER_TEXT", "Finding", "classify", "summary"]
 #: The class of a finding that matched no header value.
 OTHER_TEXT = "text"
 _SUBSTRING_MIN = 4
-_MAX_RUN = 3
+_MAX_RUN = 4
+#: Words split into letter runs, numbers (with decimals) and the rest: OCR often drops the
+#: spaces of "Gain 60 dB 12.5 cm", and the allow patterns are written for the spaced form.
+_PIECE = re.compile(r"[^\W\d_]+|\d+(?:[.,]\d+)*|[^\s\w]+|_+")
+_ALNUM = re.compile(r"[^\W_]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +121,34 @@ def _header_matches(norms: list[str], ids: IdentifyingValues) -> list[set[str]]:
 
 
 def _allowed(*, words_text: list[str], patterns: tuple[re.Pattern[str], ...]) -> list[bool]:
-    covered = [False] * len(words_text)
+    """Per word: every piece of it with a letter or digit is covered by an allow pattern."""
     if not patterns:
-        return covered
-    n = len(words_text)
+        return [False] * len(words_text)
+    pieces: list[tuple[int, str]] = []  # (word index, piece)
+    for i, text in enumerate(words_text):
+        pieces.extend((i, p) for p in _PIECE.findall(text))
+    texts = [p for _, p in pieces]
+    covered = [not _ALNUM.search(p) for p in texts]
+    n = len(texts)
     for a in range(n):
         for b in range(a, min(a + _MAX_RUN, n)):
             spans = []
             pos = 0
-            for w in words_text[a : b + 1]:
-                spans.append((pos, pos + len(w)))
-                pos += len(w) + 1
-            run = " ".join(words_text[a : b + 1])
+            for t in texts[a : b + 1]:
+                spans.append((pos, pos + len(t)))
+                pos += len(t) + 1
+            run = " ".join(texts[a : b + 1])
             for pattern in patterns:
                 m = pattern.search(run)
                 if m and all(m.start() < e and s < max(m.end(), m.start() + 1)
                              for s, e in spans):
-                    for i in range(a, b + 1):
-                        covered[i] = True
+                    for k in range(a, b + 1):
+                        covered[k] = True
                     break
-    return covered
+    out = [True] * len(words_text)
+    for (i, _), ok in zip(pieces, covered, strict=True):
+        out[i] = out[i] and ok
+    return out
 
 
 @lru_cache(maxsize=16)
