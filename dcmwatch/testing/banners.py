@@ -98,7 +98,7 @@ def banner_dataset(
             rgb = convert_color_space(rgb, "RGB", "YBR_FULL")
         values = rgb
     stack = np.stack([values] * frames)
-    return _dataset(stack, photometric, bits, frames, modality, patient)
+    return _dataset(stack, photometric, bits, frames, modality, patient, seed)
 
 
 def _canvas(rows: int, columns: int, seed: int) -> npt.NDArray[np.float64]:
@@ -144,6 +144,7 @@ def _dataset(
     frames: int,
     modality: str,
     patient: Patient,
+    seed: int,
 ) -> Dataset:
     ds = Dataset()
     if modality == "US":
@@ -152,7 +153,7 @@ def _dataset(
         sop_class = SecondaryCaptureImageStorage
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.826.0.1.3680043.8.498.7001")
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(f"1.2.826.0.1.3680043.8.498.7001.{seed + 1}")
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
