@@ -31,7 +31,7 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     env = os.environ if env is None else env
     parser = _parser()
     try:
@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         config = config_mod.load(args.config or config_mod.env_config_path(env))
         if args.command == "check-config":
             return _check_config(config, env)
+        if args.command == "suggest-masks":
+            return _suggest_masks(config, args.folder, args.sample)
         log_mod.configure(config.log.format, config.log.level)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
@@ -82,7 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.add_argument("--config", "-c", help=cfg_help)
+    masks = sub.add_parser("suggest-masks",
+                           help="OCR a sample of each device's images and print mask rules")
+    masks.add_argument("--config", "-c", help=cfg_help)
+    masks.add_argument("--sample", type=int, default=20,
+                       help="images read per device (default 20)")
+    masks.add_argument("folder", type=Path, help="a folder of one or more devices' images")
     return parser
+
+
+def _suggest_masks(config: Config, folder: Path, n: int) -> int:
+    from dcmwatch.ocr.cli import suggest_masks  # noqa: PLC0415 - loads an OCR engine
+
+    return suggest_masks(config, folder, n, iter_inputs([folder]))
 
 
 def _check_config(config: Config, env: Mapping[str, str]) -> int:

@@ -2,7 +2,8 @@
 
 `text_boxes` is what ``dcmwatch preview`` can outline beside the mask rectangles and what
 ``dcmwatch suggest-masks`` turns into rectangles. It reports every word read with at least
-``min_confidence`` (allowed text included: a mask for a device covers it all), never the text.
+``min_confidence`` and ``min_chars`` (allowed text included: a mask for a device covers it
+all), never the text.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from dcmwatch.ocr.engines import Box, engine_for
+from dcmwatch.ocr.identifiers import normalise
 from dcmwatch.ocr.render import render_frames
 from dcmwatch.ocr.settings import OcrSettings
 
@@ -40,5 +42,6 @@ def text_boxes(
                 TextBox(index + 1, w.box, w.confidence)
                 for w in line.words
                 if w.confidence >= settings.min_confidence
+                and len(normalise(w.text)) >= settings.min_chars
             )
     return tuple(out)
