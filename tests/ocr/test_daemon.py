@@ -67,3 +67,23 @@ def test_guard_in_the_daemon_leaks_no_text(tmp_path: Path, policy: str) -> None:
         out = [pydicom.dcmread(p) for p in outputs(daemon.outbox)]
         redacted = [ds for ds in out if ds.ImageType[0] == "DERIVED"]
         assert len(redacted) == 1 and redacted[0].BurnedInAnnotation == "NO"
+
+
+@pytest.mark.skipif(ENGINE is None, reason="no OCR engine installed")
+def test_batch_process_logs_findings_and_writes_them_to_the_sidecar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dcmwatch import cli
+
+    cfg = write_config(tmp_path, f'\n[ocr]\nenabled = true\nengine = "{ENGINE}"\n')
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    (folder / "echo.dcm").write_bytes(to_bytes(banner_dataset(Banner(banner_text()), rows=240)))
+    assert cli.main(["process", "--config", str(cfg), str(folder)]) == 1
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    [found] = [e for e in events if e["event"] == "ocr.finding"]
+    assert found["count"] >= 1 and found["policy"] == "quarantine"
+    [sidecar] = [json.loads(p.read_text()) for p in (tmp_path / "quarantine").glob("*.json")]
+    assert sidecar["reason"] == "burned_in_text" and sidecar["ocr_findings"]
+    assert leaked(captured.out + captured.err + json.dumps(sidecar)) == []
