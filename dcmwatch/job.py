@@ -27,6 +27,7 @@ from dcmwatch import pipeline, store
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
 from dcmwatch.ocr import Finding
+from dcmwatch.ocr.engines import engine_for
 
 Status = Literal["processed", "quarantine", "transient"]
 
@@ -82,6 +83,9 @@ def init_worker(config: Config) -> None:
     root.setLevel(logging.CRITICAL)
     with contextlib.suppress(DcmwatchError):
         pipeline.build_steps(config)  # warm the cache; a failure surfaces per file
+    if config.ocr.enabled:
+        with contextlib.suppress(Exception):  # load the OCR models now, not on the first file
+            engine_for(config.ocr)
 
 
 def _die_with_parent() -> None:
