@@ -3,7 +3,9 @@
 Pure and picklable: `process_bytes(data, config)` touches no file system, clock, environment or
 logger, so it runs the same in a worker process, in batch mode and on a cluster engine, and a
 re-run after a crash yields the same bytes at the same path (which is what makes recovery
-exactly-once). The steps are built once per configuration and cached per process.
+exactly-once). The steps are built once per configuration and cached per process. One clock:
+the OCR guard's per-image time limit, which decides only whether a slow image is quarantined,
+never what bytes come out.
 """
 
 from __future__ import annotations
