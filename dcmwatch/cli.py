@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return _operator_command(args, config, env)
         if args.command == "lookup":
             return lookup(config, args.pseudonym)
+        if args.command == "suggest-masks":
+            return _suggest_masks(config, args.folder, args.sample)
         _configure_logging(config)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
@@ -141,7 +143,19 @@ def _parser() -> argparse.ArgumentParser:
     look = sub.add_parser("lookup", help="re-identify a pseudonym or UID (needs [deid] reid_map)")
     look.add_argument("--config", "-c", help=cfg_help)
     look.add_argument("pseudonym", help="a PatientID/PatientName pseudonym or a new UID")
+    masks = sub.add_parser("suggest-masks",
+                           help="OCR a sample of each device's images and print mask rules")
+    masks.add_argument("--config", "-c", help=cfg_help)
+    masks.add_argument("--sample", type=int, default=20,
+                       help="images read per device (default 20)")
+    masks.add_argument("folder", type=Path, help="a folder of one or more devices' images")
     return parser
+
+
+def _suggest_masks(config: Config, folder: Path, n: int) -> int:
+    from dcmwatch.ocr.cli import suggest_masks  # noqa: PLC0415 - loads an OCR engine
+
+    return suggest_masks(config, folder, n, iter_inputs([folder]))
 
 
 def _check_config(config: Config, env: Mapping[str, str]) -> int:
@@ -268,6 +282,9 @@ def _reid_journal(config: Config) -> Journal | None:
 
 def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str, int],
                   log: Any) -> None:
+    if outcome.findings:
+        log.warning("ocr.finding", claim_id=task.claim_id, policy=config.ocr.policy,
+                    count=len(outcome.findings), findings=[f.as_dict() for f in outcome.findings])
     if outcome.status == "processed":
         counts["processed"] += 1
         log.debug("file.processed", claim_id=task.claim_id, output=outcome.output,
@@ -281,6 +298,8 @@ def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str
     sidecar = {"event": "file.quarantined", "claim_id": task.claim_id, "reason": outcome.reason,
                "message": outcome.message, "bytes": outcome.bytes_in, "mode": "process",
                "dcmwatch_version": __version__}
+    if outcome.findings:
+        sidecar["ocr_findings"] = [f.as_dict() for f in outcome.findings]
     try:
         store.quarantine(Path(task.path), config.paths.quarantine, task.claim_id, sidecar,
                          mode=config.output.file_mode, keep_source=True)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError,
 
 from dcmwatch.deid.settings import DeidSettings
 from dcmwatch.errors import ConfigError
+from dcmwatch.ocr.settings import OcrSettings
 from dcmwatch.pixels.settings import PixelRule, PixelSettings
 
 #: Fields a layout template may use. All are values *after* de-identification (pseudonymous
@@ -174,6 +175,7 @@ class Config(_Section):
     deid: DeidSettings = DeidSettings()
     pixels: PixelSettings = PixelSettings()
     rules: tuple[PixelRule, ...] = ()
+    ocr: OcrSettings = OcrSettings()
     #: Where this configuration came from ("<embedded default>" or a file path). Not a TOML key.
     source: str = Field(default="<embedded default>", exclude=True)
     #: The de-identification key, resolved at the edge (see `dcmwatch.keys`). Not a TOML key.

@@ -468,6 +468,10 @@ class Daemon:
 
     # -- outcomes ------------------------------------------------------------------------------
     def _finish(self, item: _InFlight, outcome: Outcome) -> None:
+        if outcome.findings:  # the burned-in text guard's boxes: the worker cannot log
+            self.log.warning("ocr.finding", claim_id=item.task.claim_id,
+                             policy=self.config.ocr.policy, count=len(outcome.findings),
+                             findings=[f.as_dict() for f in outcome.findings])
         if outcome.status == "processed":
             self._processed(item, outcome)
         elif outcome.status == "transient":
@@ -553,6 +557,8 @@ class Daemon:
             "quarantined_at": datetime.now().astimezone().isoformat(timespec="seconds"),
             "dcmwatch_version": __version__,
         }
+        if outcome.findings:
+            sidecar["ocr_findings"] = [f.as_dict() for f in outcome.findings]
         try:
             store.quarantine(Path(item.task.path), self.qdir, item.task.claim_id, sidecar,
                              mode=self.config.output.file_mode)

@@ -26,6 +26,8 @@ import pydicom.config
 from dcmwatch import pipeline, store
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
+from dcmwatch.ocr import Finding
+from dcmwatch.ocr.engines import engine_for
 
 Status = Literal["processed", "quarantine", "transient"]
 
@@ -59,6 +61,8 @@ class Outcome:
     #: Re-identification pairs (kind, pseudonym, original), only with `[deid] reid_map`. PHI:
     #: never logged, never in the repr; the parent stores them in the journal's reid table.
     reid: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+    #: The burned-in text guard's findings (boxes and classes, never text), for the parent to log.
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
 
 
 _config: Config | None = None
@@ -82,6 +86,9 @@ def init_worker(config: Config) -> None:
     root.setLevel(logging.CRITICAL)
     with contextlib.suppress(DcmwatchError):
         pipeline.build_steps(config)  # warm the cache; a failure surfaces per file
+    if config.ocr.enabled:
+        with contextlib.suppress(Exception):  # load the OCR models now, not on the first file
+            engine_for(config.ocr)
 
 
 def _die_with_parent() -> None:
@@ -131,6 +138,7 @@ def process(task: Task, config: Config) -> Outcome:
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
         duration_ms=_ms(start), worker=pid, rules=result.rules, reid=result.reid,
+        findings=result.findings,
     )
 
 
@@ -139,6 +147,7 @@ def _failed(task: Task, status: Status, exc: DcmwatchError, start: float, pid: i
     return Outcome(
         claim_id=task.claim_id, status=status, reason=exc.reason, message=str(exc),
         mtime_ns=mtime_ns, bytes_in=size, duration_ms=_ms(start), worker=pid,
+        findings=getattr(exc, "findings", ()),
     )
 
 

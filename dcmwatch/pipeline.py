@@ -3,7 +3,9 @@
 Pure and picklable: `process_bytes(data, config)` touches no file system, clock, environment or
 logger, so it runs the same in a worker process, in batch mode and on a cluster engine, and a
 re-run after a crash yields the same bytes at the same path (which is what makes recovery
-exactly-once). The steps are built once per configuration and cached per process.
+exactly-once). The steps are built once per configuration and cached per process. One clock:
+the OCR guard's per-image time limit, which decides only whether a slow image is quarantined,
+never what bytes come out.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
 from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
 from dcmwatch.errors import DcmwatchError, TransformError
+from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
+from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
 
@@ -45,12 +49,15 @@ class Processed:
     #: (kind, pseudonym, original) pairs for the re-identification map; only with
     #: ``[deid] reid_map``. PHI: never in the repr.
     reid: tuple[ReidPair, ...] = field(default=(), repr=False)
+    #: What the burned-in text guard found (policies redact and flag; quarantine raises).
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Steps:
     deidentify: Step
     pixels: Step
+    ocr: OcrStep
 
 
 @lru_cache(maxsize=4)
@@ -59,7 +66,8 @@ def build_steps(config: Config) -> Steps:
     deidentify = make_deidentifier(config.deid, key)
     derive = _uid_deriver(key)
     pixels = make_pixel_step(config.rules, config.pixels, derive)
-    return Steps(deidentify=deidentify, pixels=pixels)
+    ocr = make_ocr_step(config.ocr, config.pixels, derive)
+    return Steps(deidentify=deidentify, pixels=pixels, ocr=ocr)
 
 
 def _uid_deriver(key: bytes) -> Callable[[str], str]:
@@ -77,7 +85,12 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     steps = build_steps(config)
     ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
     before = reid_snapshot(ds) if config.deid.reid_map else None
+    # The guard compares what it reads with the original header: collect before it is gone.
+    identifiers = collect_identifiers(ds) if config.ocr.enabled else None
     ds = run_steps(ds, (steps.deidentify, steps.pixels))
+    findings: tuple[Finding, ...] = ()
+    if identifiers is not None:
+        ds, findings = steps.ocr(ds, identifiers)
     try:
         out = dicomfile.encode(ds)
     except DcmwatchError:
@@ -92,6 +105,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         sha256_in=digest,
         rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
         reid=reid_pairs(before, ds) if before is not None else (),
+        findings=findings,
     )
 
 
