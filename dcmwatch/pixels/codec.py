@@ -19,6 +19,15 @@ data stays YBR and nothing but the edited pixels changes. Written back:
 * any other (lossy or not re-encodable) syntax: Explicit VR Little Endian, with (0028,2110)
   *Lossy Image Compression* history kept (set to 01 for JPEG baseline/extended inputs).
 
+**Big endian.** Explicit VR Big Endian was retired from the standard (PS3.5 2004) and many
+receivers no longer accept it; pydicom 3 refuses to change a dataset's byte order by itself.
+`to_little_endian` therefore converts every big-endian dataset the pixel step sees, whether a
+rule matched or not: Pixel Data through the native decoder (exact values, any Bits Allocated,
+8-bit OW swapped per word as the standard encodes it) and written back with `encode_native`;
+other OW/OF/OL/OD/OV values byte-swapped per their word size; numbers and strings are
+re-encoded by pydicom's writer. The SOP Instance UID stays: a lossless change of transfer
+syntax is the same instance (PS3.5 10).
+
 Every write goes through `encode_native`, which checks dtype, value range and byte length before
 bytes leave numpy: the ``(arr * mask).tobytes()`` widening bug cannot reach a file.
 """
@@ -62,6 +71,7 @@ __all__ = [
     "encode_native",
     "open_pixels",
     "read_layout",
+    "to_little_endian",
     "write_back",
 ]
 
@@ -399,3 +409,52 @@ def _try_reencode(
     except Exception:  # any encoder refusal means: fall back to native
         return False
     return bool(np.array_equal(check.reshape(array.shape), array))
+
+
+#: Word sizes of the "other" VRs whose values are byte strings of numbers.
+_WORD_SIZE: dict[str, int] = {VR.OW: 2, VR.OF: 4, VR.OL: 4, VR.OD: 8, VR.OV: 8}
+
+
+def to_little_endian(ds: Dataset, max_pixel_bytes: int) -> bool:
+    """Convert an Explicit VR Big Endian dataset to Explicit VR Little Endian; True when done.
+
+    Pixel values are exact: the top-level Pixel Data is decoded with the big-endian layout and
+    written with `encode_native` (which checks dtype, range and length).
+    """
+    if transfer_syntax(ds) != ExplicitVRBigEndian:
+        return False
+    if "PixelData" in ds:
+        layout = read_layout(ds)
+        check_size(layout, max_pixel_bytes)
+        pixels = open_pixels(ds, layout, ExplicitVRBigEndian)
+        out = replace(pixels.layout, planar_configuration=0)
+        data = encode_native(pixels.array, out, little_endian=True)
+        if pixels.buffer is not None and out.samples > 1 and layout.planar_configuration == 1:
+            # A view kept the planes apart: keep (0028,0006) Planar Configuration 1 as well.
+            f, r, c, s = out.frames, out.rows, out.columns, out.samples
+            planes = np.frombuffer(data, out.dtype(little_endian=True), count=f * r * c * s)
+            data = planes.reshape(f, r, c, s).transpose(0, 3, 1, 2).tobytes()
+            data += b"\x00" if len(data) % 2 else b""
+            out = replace(out, planar_configuration=1)
+        _set_native(ds, data, out)
+    _swap_other_words(ds, top=True)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return True
+
+
+def _swap_other_words(ds: Dataset, *, top: bool) -> None:
+    """Byte-swap OW/OF/OL/OD/OV values (top-level Pixel Data excepted), sequences included."""
+    for elem in ds:
+        if elem.VR == VR.SQ:
+            for item in elem.value or []:
+                _swap_other_words(item, top=False)
+            continue
+        if top and elem.tag == 0x7FE00010:
+            continue
+        size = _WORD_SIZE.get(str(elem.VR))
+        value = elem.value
+        if size is None or not isinstance(value, bytes | bytearray) or len(value) % size:
+            continue
+        if elem.is_undefined_length:
+            continue  # encapsulated: a byte stream, not words
+        elem.value = np.frombuffer(value, dtype=f">u{size}").astype(f"<u{size}").tobytes()

@@ -12,6 +12,12 @@ the same bytes. When no rule matches only the header is read (and, for the burne
   from another image's), when Image Type is present; the other values are kept;
 * (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale).
 
+**Big endian in, little endian out.** Every Explicit VR Big Endian dataset leaves the step as
+Explicit VR Little Endian with the same values (`codec.to_little_endian`), whether a rule matched
+or not: the syntax is retired, receivers refuse it, and pydicom writes it only for datasets that
+were read that way. For the same reason this is the one case where a file no rule matches has
+its Pixel Data bytes rewritten (byte-swapped, never re-compressed); the SOP Instance UID stays.
+
 **Burned In Annotation after a mask.** A mask action that covered at least one pixel of every
 frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
 *Burned In Annotation* to ``NO``. dcmwatch cannot see text; the operator who wrote a mask for a
@@ -76,6 +82,7 @@ def make_pixel_step(
                 "(0028,0301) Burned In Annotation is YES and no matching rule has a mask "
                 "(policy 'require-mask')"
             )
+        codec.to_little_endian(ds, settings.max_pixel_bytes)
         if not matched:
             return ds
         actions = tuple(a for rule in matched for a in rule.actions)
