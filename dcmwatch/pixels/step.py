@@ -10,7 +10,8 @@ the same bytes. When no rule matches only the header is read (and, for the burne
   Instance UID* with it (PS3.3 C.12.1.1.1: changed pixel data is a new instance);
 * (0008,0008) *Image Type* value 1 becomes ``DERIVED`` (PS3.3 C.7.6.1.1.2: pixel values derived
   from another image's), when Image Type is present; the other values are kept;
-* (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale).
+* (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale);
+* after a ``bake`` window the instance becomes a Secondary Capture (`window.as_secondary_capture`).
 
 **Big endian in, little endian out.** Every Explicit VR Big Endian dataset leaves the step as
 Explicit VR Little Endian with the same values (`codec.to_little_endian`), whether a rule matched
@@ -50,7 +51,7 @@ from dcmwatch.pixels.settings import (
     WindowAction,
     changes_pixels,
 )
-from dcmwatch.pixels.window import bake, set_window_tags
+from dcmwatch.pixels.window import as_secondary_capture, bake, set_window_tags
 
 __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 
@@ -121,6 +122,8 @@ def apply_actions(
         return False
     codec.write_back(ds, state.pixels, original, tsyntax)
     _mark_derived(ds, derive_uid)
+    if state.baked:
+        as_secondary_capture(ds, state.layout.frames)
     if state.burned_in_cleared:
         ds.BurnedInAnnotation = "NO"
     return True
@@ -135,7 +138,7 @@ def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
                 deferred_tags.append(action)
             else:
                 state.pixels = bake(state.ds, state.pixels, state.luts(), action)
-                state.touched = True
+                state.touched = state.baked = True
                 state.reset_luts()  # the modality LUT is now the identity
                 deferred_tags.clear()  # the bake's identity window supersedes earlier tags
         elif isinstance(action, HuThresholdAction):
@@ -154,6 +157,7 @@ class _State:
         self.ds = ds
         self.pixels = pixels
         self.touched = False
+        self.baked = False
         self.burned_in_cleared = False
         self._luts: tuple[ModalityLut, ...] | None = None
 
