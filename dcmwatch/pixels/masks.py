@@ -1,7 +1,8 @@
 """Mask geometry and fill values: where a mask writes and what it writes there.
 
 Rectangles are applied as array slices (no per-pixel work outside them); circles and polygons are
-rasterised into a boolean bitmap restricted to their bounding box. All coordinates follow
+rasterised into a boolean bitmap restricted to their bounding box; a mask ``file`` (loaded at
+config load) is that bitmap, and must have the image's exact geometry. All coordinates follow
 `MaskAction`: x = column, y = row, pixel index points, shapes clipped to the image.
 """
 
@@ -16,7 +17,7 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut
 
-from dcmwatch.pixels.errors import UnsupportedPixelsError
+from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import MaskAction
 
@@ -68,8 +69,16 @@ def region_for(action: MaskAction, rows: int, columns: int) -> Region:
         if c0 < c1 and r0 < r1:
             rects.append((r0, r1, c0, c1))
     bitmap: npt.NDArray[np.bool_] | None = None
+    if action.file is not None:
+        if (action.file.rows, action.file.columns) != (rows, columns):
+            raise MaskGeometryError(
+                f"the image is {rows} x {columns} (Rows x Columns) but the rule's mask file "
+                f"is {action.file.rows} x {action.file.columns}"
+            )
+        bitmap = action.file.bitmap().copy()
     if action.circles or action.polygons:
-        bitmap = np.zeros((rows, columns), dtype=np.bool_)
+        if bitmap is None:
+            bitmap = np.zeros((rows, columns), dtype=np.bool_)
         for cx, cy, r in action.circles:
             _draw_circle(bitmap, cx * sx, cy * sy, r * sr)
         for poly in action.polygons:
