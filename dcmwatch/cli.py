@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return EXIT_USAGE
     try:
         config = config_mod.load(args.config or config_mod.env_config_path(env))
-        if args.command == "check-config":
-            return _check_config(config, env)
+        if args.command in _KEYLESS:  # commands that de-identify nothing need no key
+            return _KEYLESS[args.command](config, env, args)
         log_mod.configure(config.log.format, config.log.level)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
@@ -82,7 +82,57 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.add_argument("--config", "-c", help=cfg_help)
+    _add_preview_parser(sub, cfg_help)
     return parser
+
+
+# -- preview --------------------------------------------------------------------------------------
+def _add_preview_parser(sub: Any, cfg_help: str) -> None:
+    preview = sub.add_parser(
+        "preview", help="render a file as the pixel rules would leave it, masks outlined, to PNG"
+    )
+    preview.add_argument("--config", "-c", help=cfg_help)
+    preview.add_argument("file", type=Path, help="the DICOM file")
+    preview.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    preview.add_argument("--frame", type=_positive, default=1, help="frame number (from 1)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _preview(config: Config, args: argparse.Namespace) -> int:
+    """Exit 0 with the PNG written; 2 when the file does not exist; 1 when it cannot be
+    rendered or the PNG not written. Messages never name the input (its name may be PHI)."""
+    from dcmwatch.errors import InputError  # noqa: PLC0415
+    from dcmwatch.preview_png import write_preview  # noqa: PLC0415 - loads Pillow
+
+    if not args.file.exists():
+        print("dcmwatch: preview: the input file does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows, columns = write_preview(args.file, args.output, config, frame=args.frame)
+    except InputError as exc:
+        print(f"dcmwatch: preview: the input cannot be rendered ({exc.reason}): {exc}",
+              file=sys.stderr)
+        return EXIT_QUARANTINED
+    except DcmwatchError as exc:
+        print(f"dcmwatch: preview: {exc}", file=sys.stderr)
+        return EXIT_QUARANTINED
+    print(f"dcmwatch: preview: wrote {columns} x {rows} PNG", file=sys.stderr)
+    return EXIT_OK
+
+
+_KEYLESS: dict[str, Callable[[Config, Mapping[str, str], argparse.Namespace], int]] = {
+    "check-config": lambda config, env, _args: _check_config(config, env),
+    "preview": lambda config, _env, args: _preview(config, args),
+}
 
 
 def _check_config(config: Config, env: Mapping[str, str]) -> int:
