@@ -34,6 +34,7 @@ bytes leave numpy: the ``(arr * mask).tobytes()`` widening bug cannot reach a fi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,6 +58,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR
 
+from dcmwatch.pixels import header
 from dcmwatch.pixels.errors import (
     PixelDataTooLargeError,
     PixelDecodeError,
@@ -101,6 +103,8 @@ _TAGS = {
         "PlanarConfiguration",
     )
 }
+_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA = 0x7FE00010, 0x7FE00008, 0x7FE00009
+_PHOTOMETRIC = 0x00280004
 _SAMPLES = {
     "MONOCHROME1": 1,
     "MONOCHROME2": 1,
@@ -161,27 +165,33 @@ class Pixels:
 
 
 def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    elem = ds.get(_TAGS[keyword])  # by tag: skips the keyword lookup on the hot path
-    value = default if elem is None else elem.value
+    value = header.number(ds, _TAGS[keyword])  # raw bytes parsed directly: the hot path
     if value is None or value == "":
         if default is None:
             raise UnsupportedPixelsError(f"the image has no ({keyword}) value")
-        value = default
+        return default
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise UnsupportedPixelsError(f"the image's {keyword} is not a number") from None
+        pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise UnsupportedPixelsError(f"the image's {keyword} is not a number")
+    return int(number)
 
 
 def read_layout(ds: Dataset) -> PixelLayout:
     """The layout the header declares, checked for internal consistency (no pixel is read)."""
-    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+    if _FLOAT_PIXEL_DATA in ds or _DOUBLE_PIXEL_DATA in ds:
         raise UnsupportedPixelsError("a pixel rule matched float pixel data, which it cannot edit")
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds:
         raise UnsupportedPixelsError(
             "a pixel rule matched a dataset without (7FE0,0010) Pixel Data"
         )
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    photometric = header.text(ds, _PHOTOMETRIC).upper()
     layout = PixelLayout(
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
@@ -219,7 +229,7 @@ def check_size(layout: PixelLayout, limit: int) -> None:
 
 def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    uid = header.text(meta, 0x00020010) if meta is not None else None
     if not uid:
         raise PixelDecodeError("the dataset has no (0002,0010) Transfer Syntax UID")
     return UID(str(uid))
@@ -237,11 +247,10 @@ def _native_view(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels | Non
     if layout.photometric in _SUBSAMPLED:
         return None
     little = tsyntax != ExplicitVRBigEndian
-    elem = ds["PixelData"]
-    if not little and layout.bits_allocated == 8 and elem.VR != VR.OB:
+    value, vr, undefined_length = header.pixel_bytes(ds, _PIXEL_DATA)
+    if not little and layout.bits_allocated == 8 and vr != VR.OB:
         return None  # 8-bit OW in big endian is byte-swapped in 16-bit words: decode
-    value = elem.value
-    if not isinstance(value, bytes | bytearray) or elem.is_undefined_length:
+    if not isinstance(value, bytes | bytearray) or undefined_length:
         raise PixelDecodeError("native Pixel Data is encapsulated or not a byte string")
     if len(value) < layout.nbytes:
         raise PixelDecodeError("the Pixel Data is shorter than its header declares")
@@ -334,11 +343,13 @@ def encode_native(array: npt.NDArray[Any], layout: PixelLayout, *, little_endian
 def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID) -> None:
     """Store edited pixels in ``ds`` (see the module docstring for which encoding is used)."""
     if pixels.buffer is not None and pixels.layout == original:
-        old = ds["PixelData"].value
-        new = bytes(pixels.buffer)
-        if len(new) != len(old) or pixels.array.dtype.itemsize * 8 != original.bits_allocated:
+        old, vr, _ = header.pixel_bytes(ds, _PIXEL_DATA)
+        new = bytes(pixels.buffer)  # pydicom takes a bytearray for a sequence of numbers
+        width = pixels.array.dtype.itemsize * 8
+        if len(new) != len(old) or width != original.bits_allocated:
             raise UnsupportedPixelsError("edited pixel bytes changed length")  # pragma: no cover
-        ds.PixelData = new
+        vr = vr or (VR.OB if original.bits_allocated <= 8 else VR.OW)
+        header.set_value(ds, _PIXEL_DATA, vr, new)  # same VR, length, order: checked above
         return
     layout = replace(pixels.layout, planar_configuration=0)
     if tsyntax in NATIVE_SYNTAXES:

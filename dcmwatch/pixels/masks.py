@@ -21,7 +21,7 @@ from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import MaskAction
 
-__all__ = ["Region", "darkest_fill", "explicit_fill", "paint", "region_for"]
+__all__ = ["Region", "darkest_fill", "explicit_fill", "fill_where", "paint", "region_for"]
 
 #: Fractions are rounded to this many decimals before flooring/ceiling, so 0.1 * 100 is 10.
 _FRACTION_DECIMALS = 6
@@ -182,11 +182,11 @@ def paint(
     ``frames`` is (frames, rows, columns, samples); ``fill`` has one value per sample. Returns
     whether any pixel was covered.
     """
-    value = np.asarray(fill, dtype=np.int64)
-    # Clipped into the range by the caller; the cast below cannot wrap.
-    fill_arr = value.astype(frames.dtype, casting="unsafe")
-    if not np.array_equal(fill_arr.astype(np.int64), value):
+    # Clipped into the range by the caller; checked here so that the cast below cannot wrap.
+    info = np.iinfo(frames.dtype)
+    if any(not info.min <= v <= info.max for v in fill):
         raise UnsupportedPixelsError("a fill value does not fit the pixel data type")
+    fill_arr = np.array(fill, dtype=frames.dtype)
     if keep_inside:
         outside = ~region.as_bitmap()
         if not outside.any():
@@ -205,3 +205,23 @@ def paint(
         if region.bitmap is not None:
             np.copyto(target, fill_arr, where=region.bitmap[:, :, None])
     return True
+
+
+def fill_where(
+    target: npt.NDArray[Any], fill: np.integer[Any], where: npt.NDArray[np.bool_]
+) -> None:
+    """``target[where] = fill``, in place, without branches.
+
+    A boolean-masked write costs 1 ms on a 512x512 slice whose mask alternates pixel by pixel
+    (noise around a HU threshold: the CPU mispredicts every other branch) and 0.07 ms on a smooth
+    one. ``target += (fill - target) * where`` takes the same 0.07 ms on both; computed in
+    ``target``'s own integer dtype it is exact even when ``fill - target`` wraps around, because
+    the wrap is undone by the addition (arithmetic modulo 2**bits).
+    """
+    fill_value = target.dtype.type(fill)
+    diff = np.subtract(fill_value, target)
+    same = (diff.dtype.kind, diff.dtype.itemsize) == (target.dtype.kind, target.dtype.itemsize)
+    if not same:  # byte order may differ (a big-endian view): the values may not
+        raise UnsupportedPixelsError("a fill would change the pixel data type")  # pragma: no cover
+    np.multiply(diff, where, out=diff, casting="unsafe")
+    np.add(target, diff, out=target, casting="unsafe")

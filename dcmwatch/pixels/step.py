@@ -32,14 +32,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
 from pydicom.dataset import Dataset
 
-from dcmwatch.pixels import codec
+from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
 from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut, modality_luts
-from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+from dcmwatch.pixels.masks import darkest_fill, explicit_fill, fill_where, paint, region_for
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import (
     HuClipAction,
@@ -58,6 +57,10 @@ __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 #: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
 RULES_ATTRIBUTE = "_dcmwatch_rules"
 
+_IMAGE_TYPE, _SOP_INSTANCE_UID = 0x00080008, 0x00080018
+_BURNED_IN_ANNOTATION = 0x00280301
+_SMALLEST_LARGEST = (0x00280106, 0x00280107)
+
 
 def make_pixel_step(
     rules: Sequence[PixelRule],
@@ -68,7 +71,7 @@ def make_pixel_step(
     frozen_rules = tuple(rules)
 
     def pixel_step(ds: Dataset) -> Dataset:
-        burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+        burned_in = header.text(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
         if burned_in and settings.burned_in_annotation == "reject":
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and the policy is 'reject'"
@@ -206,7 +209,7 @@ class _State:
                     continue
                 selected = lut.select(frame, op, limit)
                 if selected.any():
-                    np.copyto(frame, fill, where=selected)  # in place: no dtype widening
+                    fill_where(frame, fill, selected)
                     self.touched = True
 
     def clip(self, action: HuClipAction) -> None:
@@ -246,19 +249,18 @@ class _State:
 
 
 def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
-    old = ds.get("SOPInstanceUID")
+    old = header.text(ds, _SOP_INSTANCE_UID)
     if not old:
         raise UnsupportedPixelsError("changed pixels need a new instance, but there is no SOP UID")
-    new = derive_uid(str(old))
-    ds.SOPInstanceUID = new
+    new = derive_uid(old)
+    header.set_value(ds, _SOP_INSTANCE_UID, "UI", new)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
-        meta.MediaStorageSOPInstanceUID = new
-    if "ImageType" in ds and ds.ImageType:
-        value = ds.ImageType
-        values = [value] if isinstance(value, str) else [str(v) for v in value]
+        header.set_value(meta, 0x00020003, "UI", new)  # (0002,0003) Media Storage SOP Inst. UID
+    values = header.texts(ds, _IMAGE_TYPE)
+    if values and any(values):
         values[0] = "DERIVED"
-        ds.ImageType = values if len(values) > 1 else values[0]
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-        if keyword in ds:
-            del ds[keyword]
+        header.set_value(ds, _IMAGE_TYPE, "CS", values if len(values) > 1 else values[0])
+    for tag in _SMALLEST_LARGEST:
+        if tag in ds:
+            del ds[tag]
