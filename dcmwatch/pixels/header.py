@@ -26,7 +26,12 @@ from pydicom.dataset import Dataset
 __all__ = ["is_raw_ascii", "number", "pixel_bytes", "set_value", "text", "texts"]
 
 _BINARY = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
+#: VRs whose repertoire is ASCII whatever (0008,0005) says: always parsed from raw bytes.
 _ASCII = frozenset({"CS", "IS", "DS", "UI"})
+#: Multi-valued string VRs that may use the character set: parsed from raw bytes only when every
+#: byte is printable ASCII, which every character set DICOM allows decodes the same way (ISO 2022
+#: escape sequences start with ESC, not printable).
+_STRING = frozenset({"LO", "SH", "AE", "AS", "DA", "TM", "DT"})
 
 
 def _raw(ds: Dataset, tag: int) -> tuple[RawDataElement | None, Any]:
@@ -46,8 +51,10 @@ def _vr(raw: RawDataElement) -> str:
 def texts(ds: Dataset, tag: int) -> list[str]:
     """The values of a CS/IS/DS/UI element as stripped strings ([] when absent or empty)."""
     raw, value = _raw(ds, tag)
-    if raw is not None and _vr(raw) in _ASCII and raw.value is not None:
+    if raw is not None and raw.value is not None and _parses_raw(raw):
         text = raw.value.decode("ascii", "replace")
+        if not text.strip(" \0"):
+            return []  # empty (or only padding), as pydicom reads it
         return [part.strip(" \0") for part in text.split("\\")]
     if raw is not None:
         value = ds[tag].value
@@ -86,10 +93,22 @@ def number(ds: Dataset, tag: int) -> Any:
     return value
 
 
+def _parses_raw(raw: RawDataElement) -> bool:
+    vr = _vr(raw)
+    if vr in _ASCII:
+        return True
+    data = raw.value
+    return vr in _STRING and data is not None and (not data or _printable(data))
+
+
+def _printable(data: bytes) -> bool:
+    return data.isascii() and data.rstrip(b"\0").decode("ascii").isprintable()
+
+
 def is_raw_ascii(ds: Dataset, tag: int) -> bool:
-    """Whether ``tag`` is still raw and of a VR `texts` parses itself (CS, IS, DS, UI)."""
+    """Whether ``tag`` is still raw and `texts` parses it itself (see `_ASCII`, `_STRING`)."""
     elem = ds.get_item(tag)
-    return isinstance(elem, RawDataElement) and _vr(elem) in _ASCII
+    return isinstance(elem, RawDataElement) and _parses_raw(elem)
 
 
 def pixel_bytes(ds: Dataset, tag: int) -> tuple[Any, str | None, bool]:

@@ -259,7 +259,7 @@ def _linear(item: Dataset, lo: int, hi: int) -> ModalityLut:
         ) from None
     if slope == 0 or not (math.isfinite(slope) and math.isfinite(intercept)):
         raise UnsupportedPixelsError("(0028,1053) Rescale Slope is zero or not finite")
-    rescale_type = item[_RESCALE_TYPE].value if _RESCALE_TYPE in item else None
+    rescale_type = header.text(item, _RESCALE_TYPE) or None
     return ModalityLut(
         lo,
         hi,

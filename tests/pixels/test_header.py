@@ -23,7 +23,9 @@ NUMBERS = {
     0x00281052: "RescaleIntercept", 0x00281053: "RescaleSlope",
 }
 TEXTS = {0x00280004: "PhotometricInterpretation", 0x00080060: "Modality",
-         0x00080008: "ImageType", 0x00280301: "BurnedInAnnotation", 0x00080018: "SOPInstanceUID"}
+         0x00080008: "ImageType", 0x00280301: "BurnedInAnnotation", 0x00080018: "SOPInstanceUID",
+         0x00080070: "Manufacturer", 0x00081090: "ManufacturerModelName",
+         0x00281054: "RescaleType", 0x00080020: "StudyDate"}
 
 
 def _first(value: object) -> object:
@@ -59,6 +61,19 @@ def test_raw_elements_stay_raw() -> None:
     header.text(ds, 0x00280004)
     assert isinstance(ds.get_item(0x00280010), RawDataElement)
     assert isinstance(ds.get_item(0x00280004), RawDataElement)
+
+
+def test_non_ascii_text_goes_through_pydicom() -> None:
+    """A value with bytes outside printable ASCII is decoded by pydicom (its character set)."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    raw = RawDataElement(pydicom.tag.Tag(0x00080070), "LO", 6, "Müller".encode("latin-1"), 0,
+                         False, True)
+    ds[0x00080070] = raw
+    assert not header.is_raw_ascii(ds, 0x00080070)
+    assert header.texts(ds, 0x00080070) == ["Müller"]
 
 
 def test_big_endian_numbers() -> None:
