@@ -19,6 +19,11 @@ or not: the syntax is retired, receivers refuse it, and pydicom writes it only f
 were read that way. For the same reason this is the one case where a file no rule matches has
 its Pixel Data bytes rewritten (byte-swapped, never re-compressed); the SOP Instance UID stays.
 
+**No pixels, nothing to do.** A rule that matches a dataset without pixel data (a structured
+report, an RT plan, a waveform: a catch-all rule matches those too) leaves it alone, and names no
+rule as applied. Float pixel data, which no action can edit exactly, is refused instead
+(quarantined), so a mask rule never lets an image it cannot mask through.
+
 **Burned In Annotation after a mask.** A mask action that covered at least one pixel of every
 frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
 *Burned In Annotation* to ``NO``. dcmwatch cannot see text; the operator who wrote a mask for a
@@ -60,6 +65,8 @@ RULES_ATTRIBUTE = "_dcmwatch_rules"
 _IMAGE_TYPE, _SOP_INSTANCE_UID = 0x00080008, 0x00080018
 _BURNED_IN_ANNOTATION = 0x00280301
 _SMALLEST_LARGEST = (0x00280106, 0x00280107)
+#: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
+_ANY_PIXEL_DATA = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 
 
 def make_pixel_step(
@@ -87,8 +94,8 @@ def make_pixel_step(
                 "(policy 'require-mask')"
             )
         codec.to_little_endian(ds, settings.max_pixel_bytes)
-        if not matched:
-            return ds
+        if not matched or not any(tag in ds for tag in _ANY_PIXEL_DATA):
+            return ds  # a report, a plan, a waveform: no pixels, nothing for a rule to do
         actions = tuple(a for rule in matched for a in rule.actions)
         apply_actions(ds, actions, settings=settings, derive_uid=derive_uid)
         setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))

@@ -369,3 +369,22 @@ class TestSyntheticCtSeries:
         assert (after[low] == -1000).all()
         keep = ~low & ~mask
         assert np.array_equal(after[keep], before[keep])
+
+
+class TestNoPixels:
+    @pytest.mark.parametrize("name", ["rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm"])
+    def test_catch_all_rule_leaves_non_images_alone(self, name: str) -> None:
+        """A rule with an empty match meets reports and plans too: it does nothing to them."""
+        ds = read(name)
+        uid = ds.SOPInstanceUID
+        out = step_for([rule([{"type": "mask", "rects": [RECT]},
+                              {"type": "window", "center": 1, "width": 2}])])(ds)
+        assert out.SOPInstanceUID == uid and "WindowCenter" not in out
+        assert getattr(out, RULES_ATTRIBUTE, ()) == ()
+
+    def test_float_pixel_data_is_refused(self) -> None:
+        ds = read("CT_small.dcm")
+        del ds.PixelData
+        ds.FloatPixelData = b"\0" * 16
+        with pytest.raises(UnsupportedPixelsError):
+            _mask_step()(ds)
