@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from dcmwatch import dicomfile
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
+from dcmwatch.deid.pseudonyms import Keyed
 from dcmwatch.errors import DcmwatchError, TransformError
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
@@ -59,11 +60,13 @@ def build_steps(config: Config) -> Steps:
 
 
 def _uid_deriver(key: bytes) -> Callable[[str], str]:
-    """A new UID for an instance whose pixels changed, derived (keyed) from its current UID."""
+    """A new UID for an instance whose pixels changed: the de-identifier's keyed UID map applied
+    to ``pixels:<current UID>``. Same format as every remapped UID; the prefix is no UID, so the
+    result cannot equal the map of any real UID."""
+    keyed = Keyed(key)
 
     def derive(uid: str) -> str:
-        digest = hashlib.blake2b(uid.encode(), key=key[:64], digest_size=16, person=b"dcmw-pixels")
-        return "2.25." + str(int.from_bytes(digest.digest(), "big"))
+        return keyed.uid("pixels:" + uid)
 
     return derive
 
