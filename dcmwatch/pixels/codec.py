@@ -103,8 +103,11 @@ _TAGS = {
         "PlanarConfiguration",
     )
 }
-_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA = 0x7FE00010, 0x7FE00008, 0x7FE00009
-_PHOTOMETRIC = 0x00280004
+_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA = (
+    Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009)
+)
+_PHOTOMETRIC = Tag(0x00280004)
+_TRANSFER_SYNTAX_UID = Tag(0x00020010)
 _SAMPLES = {
     "MONOCHROME1": 1,
     "MONOCHROME2": 1,
@@ -229,7 +232,7 @@ def check_size(layout: PixelLayout, limit: int) -> None:
 
 def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
-    uid = header.text(meta, 0x00020010) if meta is not None else None
+    uid = header.text(meta, _TRANSFER_SYNTAX_UID) if meta is not None else None
     if not uid:
         raise PixelDecodeError("the dataset has no (0002,0010) Transfer Syntax UID")
     return UID(str(uid))

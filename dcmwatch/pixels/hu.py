@@ -22,14 +22,18 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_modality_lut
+from pydicom.tag import Tag
 
 from dcmwatch.pixels import header
 from dcmwatch.pixels.errors import UnsupportedPixelsError
 
 __all__ = ["ModalityLut", "modality_luts"]
 
-_MODALITY_LUT_SEQUENCE = 0x00283000
-_RESCALE_INTERCEPT, _RESCALE_SLOPE, _RESCALE_TYPE = 0x00281052, 0x00281053, 0x00281054
+# Tags as BaseTag objects: pydicom's lookups take them without converting.
+_MODALITY_LUT_SEQUENCE = Tag(0x00283000)
+_RESCALE_INTERCEPT = Tag(0x00281052)
+_RESCALE_SLOPE = Tag(0x00281053)
+_RESCALE_TYPE = Tag(0x00281054)
 
 #: A table for (0028,3000) *Modality LUT Sequence* is built over the whole stored range.
 _MAX_TABLE = 1 << 16
@@ -68,7 +72,8 @@ class ModalityLut:
         """The modality value of one stored value (float64, as a reference computation)."""
         if self.table is not None:
             return float(self.table[min(max(stored, self.lo), self.hi) - self.lo])
-        return float(np.float64(stored) * self.slope + self.intercept)
+        # Python floats are IEEE doubles: the same products and sums as numpy's float64 arrays.
+        return float(stored) * self.slope + self.intercept
 
     def apply(self, stored: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Modality values of an array of stored values."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
@@ -62,11 +63,13 @@ __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 #: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
 RULES_ATTRIBUTE = "_dcmwatch_rules"
 
-_IMAGE_TYPE, _SOP_INSTANCE_UID = 0x00080008, 0x00080018
-_BURNED_IN_ANNOTATION = 0x00280301
-_SMALLEST_LARGEST = (0x00280106, 0x00280107)
+# Tags as BaseTag objects: pydicom's lookups take them without converting.
+_IMAGE_TYPE, _SOP_INSTANCE_UID = Tag(0x00080008), Tag(0x00080018)
+_MEDIA_STORAGE_SOP_INSTANCE_UID = Tag(0x00020003)
+_BURNED_IN_ANNOTATION = Tag(0x00280301)
+_SMALLEST_LARGEST = (Tag(0x00280106), Tag(0x00280107))
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
-_ANY_PIXEL_DATA = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_ANY_PIXEL_DATA = (Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009))
 
 
 def make_pixel_step(
@@ -263,7 +266,7 @@ def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
     header.set_value(ds, _SOP_INSTANCE_UID, "UI", new)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
-        header.set_value(meta, 0x00020003, "UI", new)  # (0002,0003) Media Storage SOP Inst. UID
+        header.set_value(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", new)
     values = header.texts(ds, _IMAGE_TYPE)
     if values and any(values):
         values[0] = "DERIVED"
