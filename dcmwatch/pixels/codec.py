@@ -74,6 +74,8 @@ __all__ = [
     "open_pixels",
     "read_layout",
     "to_little_endian",
+    "with_flat",
+    "writable",
     "write_back",
 ]
 
@@ -157,14 +159,45 @@ class PixelLayout:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Pixels:
-    """Editable pixels shaped (frames, rows, columns, samples) and the layout they have now.
+    """Pixels shaped (frames, rows, columns, samples) and the layout they have now.
 
-    ``buffer`` is set on the fast path: ``array`` is a view on it and writing back is copying it.
+    On the fast path ``flat`` is the 1-D array of the samples in file order and ``array`` a
+    view on it; ``tail`` holds the bytes after them (a pad byte, excess padding). ``flat`` starts
+    as a read-only view on the file's own bytes (copy on write: `writable`, or an edit that
+    makes a new array anyway, like a HU threshold's blend); writing back is one ``tobytes``.
     """
 
     array: npt.NDArray[Any]
     layout: PixelLayout
-    buffer: bytearray | None = None
+    flat: npt.NDArray[Any] | None = None
+    tail: bytes = b""
+
+    @property
+    def is_writable(self) -> bool:
+        return bool(self.array.flags.writeable)
+
+
+def writable(pixels: Pixels) -> Pixels:
+    """``pixels`` with an array that may be edited in place (a copy when it was read-only)."""
+    if pixels.is_writable:
+        return pixels
+    if pixels.flat is None:
+        return replace(pixels, array=pixels.array.copy())
+    return with_flat(pixels, pixels.flat.copy())
+
+
+def with_flat(pixels: Pixels, flat: npt.NDArray[Any]) -> Pixels:
+    """Fast-path ``pixels`` whose samples are now ``flat`` (same dtype and size, file order)."""
+    if pixels.flat is None or flat.dtype != pixels.flat.dtype or flat.size != pixels.flat.size:
+        raise UnsupportedPixelsError("edited pixels no longer match the image")  # pragma: no cover
+    return replace(pixels, array=_shaped(flat, pixels.layout), flat=flat)
+
+
+def _shaped(flat: npt.NDArray[Any], layout: PixelLayout) -> npt.NDArray[Any]:
+    f, r, c, s = layout.frames, layout.rows, layout.columns, layout.samples
+    if s > 1 and layout.planar_configuration == 1:
+        return flat.reshape(f, s, r, c).transpose(0, 2, 3, 1)
+    return flat.reshape(f, r, c, s)
 
 
 def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
@@ -257,20 +290,14 @@ def _native_view(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels | Non
         raise PixelDecodeError("native Pixel Data is encapsulated or not a byte string")
     if len(value) < layout.nbytes:
         raise PixelDecodeError("the Pixel Data is shorter than its header declares")
-    buffer = bytearray(value)
     dtype = layout.dtype(little_endian=little)
     count = layout.rows * layout.columns * layout.samples * layout.frames
-    flat = np.frombuffer(buffer, dtype=dtype, count=count)
+    flat = np.frombuffer(value, dtype=dtype, count=count)  # read-only: copy on write
     if layout.bits_stored < layout.bits_allocated and (
         int(flat.min()) < layout.stored_min or int(flat.max()) > layout.stored_max
     ):
         return None  # bits above High Bit in use (or no sign extension): let pydicom decode
-    f, r, c, s = layout.frames, layout.rows, layout.columns, layout.samples
-    if s > 1 and layout.planar_configuration == 1:
-        array = flat.reshape(f, s, r, c).transpose(0, 2, 3, 1)
-    else:
-        array = flat.reshape(f, r, c, s)
-    return Pixels(array, layout, buffer)
+    return Pixels(_shaped(flat, layout), layout, flat, bytes(value[flat.nbytes :]))
 
 
 def _decode(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels:
@@ -345,10 +372,10 @@ def encode_native(array: npt.NDArray[Any], layout: PixelLayout, *, little_endian
 
 def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID) -> None:
     """Store edited pixels in ``ds`` (see the module docstring for which encoding is used)."""
-    if pixels.buffer is not None and pixels.layout == original:
+    if pixels.flat is not None and pixels.layout == original:
         old, vr, _ = header.pixel_bytes(ds, _PIXEL_DATA)
-        new = bytes(pixels.buffer)  # pydicom takes a bytearray for a sequence of numbers
-        width = pixels.array.dtype.itemsize * 8
+        new = pixels.flat.tobytes() + pixels.tail
+        width = pixels.flat.dtype.itemsize * 8
         if len(new) != len(old) or width != original.bits_allocated:
             raise UnsupportedPixelsError("edited pixel bytes changed length")  # pragma: no cover
         vr = vr or (VR.OB if original.bits_allocated <= 8 else VR.OW)
@@ -443,7 +470,7 @@ def to_little_endian(ds: Dataset, max_pixel_bytes: int) -> bool:
         pixels = open_pixels(ds, layout, ExplicitVRBigEndian)
         out = replace(pixels.layout, planar_configuration=0)
         data = encode_native(pixels.array, out, little_endian=True)
-        if pixels.buffer is not None and out.samples > 1 and layout.planar_configuration == 1:
+        if pixels.flat is not None and out.samples > 1 and layout.planar_configuration == 1:
             # A view kept the planes apart: keep (0028,0006) Planar Configuration 1 as well.
             f, r, c, s = out.frames, out.rows, out.columns, out.samples
             planes = np.frombuffer(data, out.dtype(little_endian=True), count=f * r * c * s)

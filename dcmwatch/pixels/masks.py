@@ -21,7 +21,15 @@ from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import MaskAction
 
-__all__ = ["Region", "darkest_fill", "explicit_fill", "fill_where", "paint", "region_for"]
+__all__ = [
+    "Region",
+    "blend",
+    "darkest_fill",
+    "explicit_fill",
+    "fill_where",
+    "paint",
+    "region_for",
+]
 
 #: Fractions are rounded to this many decimals before flooring/ceiling, so 0.1 * 100 is 10.
 _FRACTION_DECIMALS = 6
@@ -225,3 +233,20 @@ def fill_where(
         raise UnsupportedPixelsError("a fill would change the pixel data type")  # pragma: no cover
     np.multiply(diff, where, out=diff, casting="unsafe")
     np.add(target, diff, out=target, casting="unsafe")
+
+
+def blend(
+    source: npt.NDArray[Any], fill: np.integer[Any], where: npt.NDArray[np.bool_]
+) -> npt.NDArray[Any]:
+    """A new array: ``fill`` where ``where``, ``source`` elsewhere (see `fill_where`).
+
+    The result has ``source``'s kind and width (in native byte order); ``source`` is only read.
+    """
+    fill_value = source.dtype.type(fill)
+    out: npt.NDArray[Any] = np.subtract(fill_value, source)
+    same = (out.dtype.kind, out.dtype.itemsize) == (source.dtype.kind, source.dtype.itemsize)
+    if not same:  # byte order may differ (a big-endian view): the values may not
+        raise UnsupportedPixelsError("a fill would change the pixel data type")  # pragma: no cover
+    np.multiply(out, where, out=out, casting="unsafe")
+    np.add(out, source, out=out, casting="unsafe")
+    return out

@@ -36,7 +36,9 @@ leaves the attribute as it was. Only an explicit ``YES`` triggers the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
@@ -44,7 +46,14 @@ from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
 from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut, modality_luts
-from dcmwatch.pixels.masks import darkest_fill, explicit_fill, fill_where, paint, region_for
+from dcmwatch.pixels.masks import (
+    blend,
+    darkest_fill,
+    explicit_fill,
+    fill_where,
+    paint,
+    region_for,
+)
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import (
     HuClipAction,
@@ -209,23 +218,36 @@ class _State:
 
     def threshold(self, action: HuThresholdAction) -> None:
         self._require_hu_image()
-        array = self.pixels.array
         for f in self.frame_indices(action.frames):
             lut = self.lut(f)
-            frame = array[f]
+            frame = self.pixels.array[f]
             fill = frame.dtype.type(lut.nearest_stored(action.fill_hu))
             for op, limit in (("<", action.below), (">", action.above)):
                 if limit is None:
                     continue
                 selected = lut.select(frame, op, limit)
-                if selected.any():
-                    fill_where(frame, fill, selected)
-                    self.touched = True
+                if not selected.any():
+                    continue
+                pixels = self.pixels
+                if not pixels.is_writable and pixels.flat is not None and pixels.layout.frames == 1:
+                    # Copy on write, fused: the blend writes its result into a new array
+                    # anyway, so the file's bytes need no copy of their own first.
+                    blended = blend(pixels.flat, fill, selected.reshape(-1))
+                    self.pixels = codec.with_flat(pixels, blended)
+                else:
+                    fill_where(self.editable()[f], fill, selected)
+                frame = self.pixels.array[f]
+                self.touched = True
+
+    def editable(self) -> npt.NDArray[Any]:
+        """The pixel array, made writable (a copy of the file's bytes on first need)."""
+        self.pixels = codec.writable(self.pixels)
+        return self.pixels.array
 
     def clip(self, action: HuClipAction) -> None:
         self._require_hu_image()
         for f in self.frame_indices(action.frames):
-            if self.lut(f).clip(self.pixels.array[f], action.min, action.max):
+            if self.lut(f).clip(self.editable()[f], action.min, action.max):
                 self.touched = True
 
     def mask(self, action: MaskAction) -> None:
@@ -239,7 +261,7 @@ class _State:
             for f in indices:
                 fill = [self.lut(f).nearest_stored(action.fill_hu)]
                 covered |= paint(
-                    self.pixels.array, [f], region, fill, keep_inside=action.keep_inside
+                    self.editable(), [f], region, fill, keep_inside=action.keep_inside
                 )
         else:
             if action.fill is not None:
@@ -250,7 +272,7 @@ class _State:
                     self.ds, layout.photometric, samples=layout.samples, lo=lo, hi=hi, lut=lut
                 )
             covered = paint(
-                self.pixels.array, indices, region, fill, keep_inside=action.keep_inside
+                self.editable(), indices, region, fill, keep_inside=action.keep_inside
             )
         if covered:
             self.touched = True

@@ -104,3 +104,41 @@ class TestFillWhere:
         values = np.array([[1, -2], [3, -4]], dtype=">i2")
         fill_where(values, values.dtype.type(-32768), values < 0)
         assert values.dtype == np.dtype(">i2") and values.tolist() == [[1, -32768], [3, -32768]]
+
+
+class TestCopyOnWrite:
+    @pytest.mark.parametrize("mask_first", [False, True])
+    def test_file_bytes_are_never_written(self, mask_first: bool) -> None:
+        """The fast path views the file's own bytes read-only: editing never touches them, in
+        either action order, and the result is the same."""
+        from dcmwatch.pixels import PixelRule, PixelSettings, make_pixel_step
+
+        actions = [{"type": "hu_threshold", "below": -500, "fill_hu": -1000},
+                   {"type": "mask", "rects": [[0, 0, 10, 5]], "fill_hu": 3000}]
+        if mask_first:
+            actions.reverse()
+        rule = PixelRule.model_validate({"name": "r", "match": {"Modality": "CT"},
+                                         "actions": actions})
+        ds = pydicom.dcmread(bundled_path("CT_small.dcm"))
+        original = ds.PixelData
+        snapshot = bytes(original)
+        make_pixel_step([rule], PixelSettings(), lambda u: u + ".1")(ds)
+        assert original == snapshot and ds.PixelData != snapshot
+        ref = pydicom.dcmread(bundled_path("CT_small.dcm"))
+        hu = ref.pixel_array * float(ref.RescaleSlope) + float(ref.RescaleIntercept)
+        out = np.frombuffer(ds.PixelData, "<i2").reshape(hu.shape)
+        out_hu = out * float(ref.RescaleSlope) + float(ref.RescaleIntercept)
+        assert (out_hu[:5, :10] == 3000).all()
+        rest = np.ones(hu.shape, dtype=bool)
+        rest[:5, :10] = False
+        assert (out_hu[rest & (hu < -500)] == -1000).all()
+        assert np.array_equal(out_hu[rest & (hu >= -500)], hu[rest & (hu >= -500)])
+
+    def test_blend_reads_only(self) -> None:
+        from dcmwatch.pixels.masks import blend
+
+        source = np.array([5, -3, 7, -9], dtype=np.int16)
+        source.flags.writeable = False
+        out = blend(source, np.int16(-1000), source < 0)
+        assert out.tolist() == [5, -1000, 7, -1000] and source.tolist() == [5, -3, 7, -9]
+        assert out.dtype == np.int16
