@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return lookup(config, args.pseudonym)
         if args.command == "suggest-masks":
             return _suggest_masks(config, args.folder, args.sample)
+        if args.command == "preview":  # de-identifies nothing: needs no key
+            return _preview(config, args)
         _configure_logging(config)
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
@@ -149,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     masks.add_argument("--sample", type=int, default=20,
                        help="images read per device (default 20)")
     masks.add_argument("folder", type=Path, help="a folder of one or more devices' images")
+    _add_preview_parser(sub, cfg_help)
     return parser
 
 
@@ -156,6 +159,50 @@ def _suggest_masks(config: Config, folder: Path, n: int) -> int:
     from dcmwatch.ocr.cli import suggest_masks  # noqa: PLC0415 - loads an OCR engine
 
     return suggest_masks(config, folder, n, iter_inputs([folder]))
+
+
+# -- preview --------------------------------------------------------------------------------------
+def _add_preview_parser(sub: Any, cfg_help: str) -> None:
+    preview = sub.add_parser(
+        "preview", help="render a file as the pixel rules would leave it, masks outlined, to PNG"
+    )
+    preview.add_argument("--config", "-c", help=cfg_help)
+    preview.add_argument("file", type=Path, help="the DICOM file")
+    preview.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    preview.add_argument("--frame", type=_positive, default=1, help="frame number (from 1)")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _preview(config: Config, args: argparse.Namespace) -> int:
+    """Exit 0 with the PNG written; 2 when the file does not exist; 1 when it cannot be
+    rendered or the PNG not written. Messages never name the input (its name may be PHI)."""
+    from dcmwatch.errors import InputError  # noqa: PLC0415
+    from dcmwatch.preview_png import write_preview  # noqa: PLC0415 - loads Pillow
+
+    if not args.file.exists():
+        print("dcmwatch: preview: the input file does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        rows, columns = write_preview(args.file, args.output, config, frame=args.frame)
+    except InputError as exc:
+        print(f"dcmwatch: preview: the input cannot be rendered ({exc.reason}): {exc}",
+              file=sys.stderr)
+        return EXIT_QUARANTINED
+    except DcmwatchError as exc:
+        print(f"dcmwatch: preview: {exc}", file=sys.stderr)
+        return EXIT_QUARANTINED
+    print(f"dcmwatch: preview: wrote {columns} x {rows} PNG", file=sys.stderr)
+    return EXIT_OK
+
 
 
 def _check_config(config: Config, env: Mapping[str, str]) -> int:

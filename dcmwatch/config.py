@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError,
 from dcmwatch.deid.settings import DeidSettings
 from dcmwatch.errors import ConfigError
 from dcmwatch.ocr.settings import OcrSettings
-from dcmwatch.pixels.settings import PixelRule, PixelSettings
+from dcmwatch.pixels.settings import CONFIG_DIR_CONTEXT, PixelRule, PixelSettings
 
 #: Fields a layout template may use. All are values *after* de-identification (pseudonymous
 #: PatientID, remapped UIDs) or carry no identity (Modality, numbers). Dates and names are not
@@ -212,7 +212,8 @@ def parse(text: str, *, source: str, base: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     try:
-        config = Config.model_validate(data)
+        # Relative mask files are read against the config file's folder, once, here.
+        config = Config.model_validate(data, context={CONFIG_DIR_CONTEXT: base})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
     return _resolve_paths(config, base).model_copy(update={"source": source})

@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from dcmwatch import dicomfile
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
+from dcmwatch.deid.pseudonyms import Keyed
 from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
 from dcmwatch.errors import DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
@@ -71,11 +72,13 @@ def build_steps(config: Config) -> Steps:
 
 
 def _uid_deriver(key: bytes) -> Callable[[str], str]:
-    """A new UID for an instance whose pixels changed, derived (keyed) from its current UID."""
+    """A new UID for an instance whose pixels changed: the de-identifier's keyed UID map applied
+    to ``pixels:<current UID>``. Same format as every remapped UID; the prefix is no UID, so the
+    result cannot equal the map of any real UID."""
+    keyed = Keyed(key)
 
     def derive(uid: str) -> str:
-        digest = hashlib.blake2b(uid.encode(), key=key[:64], digest_size=16, person=b"dcmw-pixels")
-        return "2.25." + str(int.from_bytes(digest.digest(), "big"))
+        return keyed.uid("pixels:" + uid)
 
     return derive
 

@@ -9,6 +9,7 @@ pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` 
 
 from dcmwatch.pixels.errors import (
     BurnedInAnnotationError,
+    MaskGeometryError,
     PixelDataTooLargeError,
     PixelDecodeError,
     UnsupportedPixelsError,
@@ -31,6 +32,7 @@ __all__ = [
     "HuClipAction",
     "HuThresholdAction",
     "MaskAction",
+    "MaskGeometryError",
     "PixelAction",
     "PixelDataTooLargeError",
     "PixelDecodeError",

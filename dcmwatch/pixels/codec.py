@@ -19,12 +19,22 @@ data stays YBR and nothing but the edited pixels changes. Written back:
 * any other (lossy or not re-encodable) syntax: Explicit VR Little Endian, with (0028,2110)
   *Lossy Image Compression* history kept (set to 01 for JPEG baseline/extended inputs).
 
+**Big endian.** Explicit VR Big Endian was retired from the standard (PS3.5 2004) and many
+receivers no longer accept it; pydicom 3 refuses to change a dataset's byte order by itself.
+`to_little_endian` therefore converts every big-endian dataset the pixel step sees, whether a
+rule matched or not: Pixel Data through the native decoder (exact values, any Bits Allocated,
+8-bit OW swapped per word as the standard encodes it) and written back with `encode_native`;
+other OW/OF/OL/OD/OV values byte-swapped per their word size; numbers and strings are
+re-encoded by pydicom's writer. The SOP Instance UID stays: a lossless change of transfer
+syntax is the same instance (PS3.5 10).
+
 Every write goes through `encode_native`, which checks dtype, value range and byte length before
 bytes leave numpy: the ``(arr * mask).tobytes()`` widening bug cannot reach a file.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,6 +58,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR
 
+from dcmwatch.pixels import header
 from dcmwatch.pixels.errors import (
     PixelDataTooLargeError,
     PixelDecodeError,
@@ -62,6 +73,9 @@ __all__ = [
     "encode_native",
     "open_pixels",
     "read_layout",
+    "to_little_endian",
+    "with_flat",
+    "writable",
     "write_back",
 ]
 
@@ -91,6 +105,11 @@ _TAGS = {
         "PlanarConfiguration",
     )
 }
+_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA = (
+    Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009)
+)
+_PHOTOMETRIC = Tag(0x00280004)
+_TRANSFER_SYNTAX_UID = Tag(0x00020010)
 _SAMPLES = {
     "MONOCHROME1": 1,
     "MONOCHROME2": 1,
@@ -140,38 +159,75 @@ class PixelLayout:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Pixels:
-    """Editable pixels shaped (frames, rows, columns, samples) and the layout they have now.
+    """Pixels shaped (frames, rows, columns, samples) and the layout they have now.
 
-    ``buffer`` is set on the fast path: ``array`` is a view on it and writing back is copying it.
+    On the fast path ``flat`` is the 1-D array of the samples in file order and ``array`` a
+    view on it; ``tail`` holds the bytes after them (a pad byte, excess padding). ``flat`` starts
+    as a read-only view on the file's own bytes (copy on write: `writable`, or an edit that
+    makes a new array anyway, like a HU threshold's blend); writing back is one ``tobytes``.
     """
 
     array: npt.NDArray[Any]
     layout: PixelLayout
-    buffer: bytearray | None = None
+    flat: npt.NDArray[Any] | None = None
+    tail: bytes = b""
+
+    @property
+    def is_writable(self) -> bool:
+        return bool(self.array.flags.writeable)
+
+
+def writable(pixels: Pixels) -> Pixels:
+    """``pixels`` with an array that may be edited in place (a copy when it was read-only)."""
+    if pixels.is_writable:
+        return pixels
+    if pixels.flat is None:
+        return replace(pixels, array=pixels.array.copy())
+    return with_flat(pixels, pixels.flat.copy())
+
+
+def with_flat(pixels: Pixels, flat: npt.NDArray[Any]) -> Pixels:
+    """Fast-path ``pixels`` whose samples are now ``flat`` (same dtype and size, file order)."""
+    if pixels.flat is None or flat.dtype != pixels.flat.dtype or flat.size != pixels.flat.size:
+        raise UnsupportedPixelsError("edited pixels no longer match the image")  # pragma: no cover
+    return replace(pixels, array=_shaped(flat, pixels.layout), flat=flat)
+
+
+def _shaped(flat: npt.NDArray[Any], layout: PixelLayout) -> npt.NDArray[Any]:
+    f, r, c, s = layout.frames, layout.rows, layout.columns, layout.samples
+    if s > 1 and layout.planar_configuration == 1:
+        return flat.reshape(f, s, r, c).transpose(0, 2, 3, 1)
+    return flat.reshape(f, r, c, s)
 
 
 def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    elem = ds.get(_TAGS[keyword])  # by tag: skips the keyword lookup on the hot path
-    value = default if elem is None else elem.value
+    value = header.number(ds, _TAGS[keyword])  # raw bytes parsed directly: the hot path
     if value is None or value == "":
         if default is None:
             raise UnsupportedPixelsError(f"the image has no ({keyword}) value")
-        value = default
+        return default
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise UnsupportedPixelsError(f"the image's {keyword} is not a number") from None
+        pass
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not number.is_integer():
+        raise UnsupportedPixelsError(f"the image's {keyword} is not a number")
+    return int(number)
 
 
 def read_layout(ds: Dataset) -> PixelLayout:
     """The layout the header declares, checked for internal consistency (no pixel is read)."""
-    if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+    if _FLOAT_PIXEL_DATA in ds or _DOUBLE_PIXEL_DATA in ds:
         raise UnsupportedPixelsError("a pixel rule matched float pixel data, which it cannot edit")
-    if "PixelData" not in ds:
+    if _PIXEL_DATA not in ds:
         raise UnsupportedPixelsError(
             "a pixel rule matched a dataset without (7FE0,0010) Pixel Data"
         )
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    photometric = header.text(ds, _PHOTOMETRIC).upper()
     layout = PixelLayout(
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
@@ -209,7 +265,7 @@ def check_size(layout: PixelLayout, limit: int) -> None:
 
 def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    uid = header.text(meta, _TRANSFER_SYNTAX_UID) if meta is not None else None
     if not uid:
         raise PixelDecodeError("the dataset has no (0002,0010) Transfer Syntax UID")
     return UID(str(uid))
@@ -227,28 +283,21 @@ def _native_view(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels | Non
     if layout.photometric in _SUBSAMPLED:
         return None
     little = tsyntax != ExplicitVRBigEndian
-    elem = ds["PixelData"]
-    if not little and layout.bits_allocated == 8 and elem.VR != VR.OB:
+    value, vr, undefined_length = header.pixel_bytes(ds, _PIXEL_DATA)
+    if not little and layout.bits_allocated == 8 and vr != VR.OB:
         return None  # 8-bit OW in big endian is byte-swapped in 16-bit words: decode
-    value = elem.value
-    if not isinstance(value, bytes | bytearray) or elem.is_undefined_length:
+    if not isinstance(value, bytes | bytearray) or undefined_length:
         raise PixelDecodeError("native Pixel Data is encapsulated or not a byte string")
     if len(value) < layout.nbytes:
         raise PixelDecodeError("the Pixel Data is shorter than its header declares")
-    buffer = bytearray(value)
     dtype = layout.dtype(little_endian=little)
     count = layout.rows * layout.columns * layout.samples * layout.frames
-    flat = np.frombuffer(buffer, dtype=dtype, count=count)
+    flat = np.frombuffer(value, dtype=dtype, count=count)  # read-only: copy on write
     if layout.bits_stored < layout.bits_allocated and (
         int(flat.min()) < layout.stored_min or int(flat.max()) > layout.stored_max
     ):
         return None  # bits above High Bit in use (or no sign extension): let pydicom decode
-    f, r, c, s = layout.frames, layout.rows, layout.columns, layout.samples
-    if s > 1 and layout.planar_configuration == 1:
-        array = flat.reshape(f, s, r, c).transpose(0, 2, 3, 1)
-    else:
-        array = flat.reshape(f, r, c, s)
-    return Pixels(array, layout, buffer)
+    return Pixels(_shaped(flat, layout), layout, flat, bytes(value[flat.nbytes :]))
 
 
 def _decode(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels:
@@ -323,12 +372,14 @@ def encode_native(array: npt.NDArray[Any], layout: PixelLayout, *, little_endian
 
 def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID) -> None:
     """Store edited pixels in ``ds`` (see the module docstring for which encoding is used)."""
-    if pixels.buffer is not None and pixels.layout == original:
-        old = ds["PixelData"].value
-        new = bytes(pixels.buffer)
-        if len(new) != len(old) or pixels.array.dtype.itemsize * 8 != original.bits_allocated:
+    if pixels.flat is not None and pixels.layout == original:
+        old, vr, _ = header.pixel_bytes(ds, _PIXEL_DATA)
+        new = pixels.flat.tobytes() + pixels.tail
+        width = pixels.flat.dtype.itemsize * 8
+        if len(new) != len(old) or width != original.bits_allocated:
             raise UnsupportedPixelsError("edited pixel bytes changed length")  # pragma: no cover
-        ds.PixelData = new
+        vr = vr or (VR.OB if original.bits_allocated <= 8 else VR.OW)
+        header.set_value(ds, _PIXEL_DATA, vr, new)  # same VR, length, order: checked above
         return
     layout = replace(pixels.layout, planar_configuration=0)
     if tsyntax in NATIVE_SYNTAXES:
@@ -399,3 +450,52 @@ def _try_reencode(
     except Exception:  # any encoder refusal means: fall back to native
         return False
     return bool(np.array_equal(check.reshape(array.shape), array))
+
+
+#: Word sizes of the "other" VRs whose values are byte strings of numbers.
+_WORD_SIZE: dict[str, int] = {VR.OW: 2, VR.OF: 4, VR.OL: 4, VR.OD: 8, VR.OV: 8}
+
+
+def to_little_endian(ds: Dataset, max_pixel_bytes: int) -> bool:
+    """Convert an Explicit VR Big Endian dataset to Explicit VR Little Endian; True when done.
+
+    Pixel values are exact: the top-level Pixel Data is decoded with the big-endian layout and
+    written with `encode_native` (which checks dtype, range and length).
+    """
+    if transfer_syntax(ds) != ExplicitVRBigEndian:
+        return False
+    if "PixelData" in ds:
+        layout = read_layout(ds)
+        check_size(layout, max_pixel_bytes)
+        pixels = open_pixels(ds, layout, ExplicitVRBigEndian)
+        out = replace(pixels.layout, planar_configuration=0)
+        data = encode_native(pixels.array, out, little_endian=True)
+        if pixels.flat is not None and out.samples > 1 and layout.planar_configuration == 1:
+            # A view kept the planes apart: keep (0028,0006) Planar Configuration 1 as well.
+            f, r, c, s = out.frames, out.rows, out.columns, out.samples
+            planes = np.frombuffer(data, out.dtype(little_endian=True), count=f * r * c * s)
+            data = planes.reshape(f, r, c, s).transpose(0, 3, 1, 2).tobytes()
+            data += b"\x00" if len(data) % 2 else b""
+            out = replace(out, planar_configuration=1)
+        _set_native(ds, data, out)
+    _swap_other_words(ds, top=True)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return True
+
+
+def _swap_other_words(ds: Dataset, *, top: bool) -> None:
+    """Byte-swap OW/OF/OL/OD/OV values (top-level Pixel Data excepted), sequences included."""
+    for elem in ds:
+        if elem.VR == VR.SQ:
+            for item in elem.value or []:
+                _swap_other_words(item, top=False)
+            continue
+        if top and elem.tag == 0x7FE00010:
+            continue
+        size = _WORD_SIZE.get(str(elem.VR))
+        value = elem.value
+        if size is None or not isinstance(value, bytes | bytearray) or len(value) % size:
+            continue
+        if elem.is_undefined_length:
+            continue  # encapsulated: a byte stream, not words
+        elem.value = np.frombuffer(value, dtype=f">u{size}").astype(f"<u{size}").tobytes()

@@ -11,6 +11,7 @@ from dcmwatch.errors import TransformError
 
 __all__ = [
     "BurnedInAnnotationError",
+    "MaskGeometryError",
     "PixelDataTooLargeError",
     "PixelDecodeError",
     "UnsupportedPixelsError",
@@ -22,6 +23,13 @@ class BurnedInAnnotationError(TransformError):
     the image: a person must look at it (or a mask rule must be configured for its source)."""
 
     reason = "burned_in_annotation"
+
+
+class MaskGeometryError(TransformError):
+    """A rule with a mask file matched an image of another size: the mask cannot be placed, and
+    passing the image unmasked could leak burned-in text."""
+
+    reason = "mask_geometry"
 
 
 class PixelDataTooLargeError(TransformError):

@@ -22,10 +22,18 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_modality_lut
+from pydicom.tag import Tag
 
+from dcmwatch.pixels import header
 from dcmwatch.pixels.errors import UnsupportedPixelsError
 
 __all__ = ["ModalityLut", "modality_luts"]
+
+# Tags as BaseTag objects: pydicom's lookups take them without converting.
+_MODALITY_LUT_SEQUENCE = Tag(0x00283000)
+_RESCALE_INTERCEPT = Tag(0x00281052)
+_RESCALE_SLOPE = Tag(0x00281053)
+_RESCALE_TYPE = Tag(0x00281054)
 
 #: A table for (0028,3000) *Modality LUT Sequence* is built over the whole stored range.
 _MAX_TABLE = 1 << 16
@@ -64,7 +72,8 @@ class ModalityLut:
         """The modality value of one stored value (float64, as a reference computation)."""
         if self.table is not None:
             return float(self.table[min(max(stored, self.lo), self.hi) - self.lo])
-        return float(np.float64(stored) * self.slope + self.intercept)
+        # Python floats are IEEE doubles: the same products and sums as numpy's float64 arrays.
+        return float(stored) * self.slope + self.intercept
 
     def apply(self, stored: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
         """Modality values of an array of stored values."""
@@ -82,7 +91,10 @@ class ModalityLut:
             v = self.value(s)
             return v < limit if op == "<" else v > limit
 
-        return _select_linear(stored, pred, self.lo, self.hi, increasing=self._increasing(op))
+        guess = (limit - self.intercept) / self.slope  # the inverse LUT: where the boundary is
+        return _select_linear(
+            stored, pred, self.lo, self.hi, increasing=self._increasing(op), guess=guess
+        )
 
     def nearest_stored(self, target: float) -> int:
         """The stored value in ``[lo, hi]`` whose modality value is nearest ``target`` (ties: the
@@ -154,47 +166,72 @@ def _select_linear(
     hi: int,
     *,
     increasing: bool,
+    guess: float | None = None,
 ) -> npt.NDArray[np.bool_]:
     """``pred`` is monotone over ``[lo, hi]``: true on a prefix (``increasing``) or a suffix.
 
-    Find the boundary by bisection on the exact float64 predicate, then compare integers.
+    Find the boundary by bisection on the exact float64 predicate, then compare integers. The
+    inverse LUT's ``guess`` narrows the search to a few values once it is verified (``pred`` on
+    either side of the window), so a slice costs five float comparisons, not seventeen; a guess
+    that does not verify (rounding at the edge, a huge slope) falls back to the whole range.
     """
+    centre = None
+    if guess is not None and math.isfinite(guess):
+        centre = min(max(math.floor(guess), lo - 1), hi + 1)
     if increasing:
-        # Smallest s in [lo, hi + 1] where pred is false.
-        a, b = lo, hi + 1
-        while a < b:
-            mid = (a + b) // 2
-            if pred(mid):
-                a = mid + 1
-            else:
-                b = mid
-        if a <= lo:
+        first_false = _prefix_end(pred, lo, hi, centre)
+        if first_false <= lo:
             return np.zeros(stored.shape, dtype=np.bool_)
-        if a > hi:
+        if first_false > hi:
             return np.ones(stored.shape, dtype=np.bool_)
-        below: npt.NDArray[np.bool_] = stored < stored.dtype.type(a)
+        below: npt.NDArray[np.bool_] = stored < stored.dtype.type(first_false)
         return below
-    # Largest s in [lo - 1, hi] where pred is false.
+    last_false = _suffix_start(pred, lo, hi, centre)
+    if last_false >= hi:
+        return np.zeros(stored.shape, dtype=np.bool_)
+    if last_false < lo:
+        return np.ones(stored.shape, dtype=np.bool_)
+    above: npt.NDArray[np.bool_] = stored > stored.dtype.type(last_false)
+    return above
+
+
+def _prefix_end(pred: Callable[[int], bool], lo: int, hi: int, centre: int | None) -> int:
+    """The smallest s in [lo, hi + 1] where ``pred`` (true on a prefix) is false."""
+    a, b = lo, hi + 1
+    if centre is not None:
+        a0, b0 = max(lo, centre - 2), min(hi + 1, centre + 3)
+        if (a0 == lo or pred(a0 - 1)) and (b0 == hi + 1 or not pred(b0)):
+            a, b = a0, b0
+    while a < b:
+        mid = (a + b) // 2
+        if pred(mid):
+            a = mid + 1
+        else:
+            b = mid
+    return a
+
+
+def _suffix_start(pred: Callable[[int], bool], lo: int, hi: int, centre: int | None) -> int:
+    """The largest s in [lo - 1, hi] where ``pred`` (true on a suffix) is false."""
     a, b = lo - 1, hi
+    if centre is not None:
+        a0, b0 = max(lo - 1, centre - 3), min(hi, centre + 2)
+        if (a0 == lo - 1 or not pred(a0)) and (b0 == hi or pred(b0 + 1)):
+            a, b = a0, b0
     while a < b:
         mid = (a + b + 1) // 2
         if pred(mid):
             b = mid - 1
         else:
             a = mid
-    if a >= hi:
-        return np.zeros(stored.shape, dtype=np.bool_)
-    if a < lo:
-        return np.ones(stored.shape, dtype=np.bool_)
-    above: npt.NDArray[np.bool_] = stored > stored.dtype.type(a)
-    return above
+    return a
 
 
 def modality_luts(ds: Dataset, frames: int, lo: int, hi: int) -> tuple[ModalityLut, ...]:
     """One `ModalityLut` shared by all frames, or one per frame (enhanced per-frame groups)."""
-    if "ModalityLUTSequence" in ds and len(ds.ModalityLUTSequence) > 0:
+    if _MODALITY_LUT_SEQUENCE in ds and len(ds.ModalityLUTSequence) > 0:
         return (_table_lut(ds, lo, hi),)
-    if "RescaleSlope" in ds or "RescaleIntercept" in ds:
+    if _RESCALE_SLOPE in ds or _RESCALE_INTERCEPT in ds:
         return (_linear(ds, lo, hi),)
     shared = _pvt_item(ds.get("SharedFunctionalGroupsSequence"), 0)
     if shared is not None:
@@ -219,15 +256,15 @@ def _pvt_item(groups: Any, index: int) -> Dataset | None:
 
 def _linear(item: Dataset, lo: int, hi: int) -> ModalityLut:
     try:
-        slope = float(item.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(item.get("RescaleIntercept", 0.0) or 0.0)
+        slope = float(header.number(item, _RESCALE_SLOPE) or 1.0)
+        intercept = float(header.number(item, _RESCALE_INTERCEPT) or 0.0)
     except (TypeError, ValueError):
         raise UnsupportedPixelsError(
             "(0028,1053) Rescale Slope / (0028,1052) Rescale Intercept are not numbers"
         ) from None
     if slope == 0 or not (math.isfinite(slope) and math.isfinite(intercept)):
         raise UnsupportedPixelsError("(0028,1053) Rescale Slope is zero or not finite")
-    rescale_type = item.get("RescaleType")
+    rescale_type = header.text(item, _RESCALE_TYPE) or None
     return ModalityLut(
         lo,
         hi,

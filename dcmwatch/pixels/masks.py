@@ -1,7 +1,8 @@
 """Mask geometry and fill values: where a mask writes and what it writes there.
 
 Rectangles are applied as array slices (no per-pixel work outside them); circles and polygons are
-rasterised into a boolean bitmap restricted to their bounding box. All coordinates follow
+rasterised into a boolean bitmap restricted to their bounding box; a mask ``file`` (loaded at
+config load) is that bitmap, and must have the image's exact geometry. All coordinates follow
 `MaskAction`: x = column, y = row, pixel index points, shapes clipped to the image.
 """
 
@@ -16,11 +17,19 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut
 
-from dcmwatch.pixels.errors import UnsupportedPixelsError
+from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import MaskAction
 
-__all__ = ["Region", "darkest_fill", "explicit_fill", "paint", "region_for"]
+__all__ = [
+    "Region",
+    "blend",
+    "darkest_fill",
+    "explicit_fill",
+    "fill_where",
+    "paint",
+    "region_for",
+]
 
 #: Fractions are rounded to this many decimals before flooring/ceiling, so 0.1 * 100 is 10.
 _FRACTION_DECIMALS = 6
@@ -68,8 +77,16 @@ def region_for(action: MaskAction, rows: int, columns: int) -> Region:
         if c0 < c1 and r0 < r1:
             rects.append((r0, r1, c0, c1))
     bitmap: npt.NDArray[np.bool_] | None = None
+    if action.file is not None:
+        if (action.file.rows, action.file.columns) != (rows, columns):
+            raise MaskGeometryError(
+                f"the image is {rows} x {columns} (Rows x Columns) but the rule's mask file "
+                f"is {action.file.rows} x {action.file.columns}"
+            )
+        bitmap = action.file.bitmap().copy()
     if action.circles or action.polygons:
-        bitmap = np.zeros((rows, columns), dtype=np.bool_)
+        if bitmap is None:
+            bitmap = np.zeros((rows, columns), dtype=np.bool_)
         for cx, cy, r in action.circles:
             _draw_circle(bitmap, cx * sx, cy * sy, r * sr)
         for poly in action.polygons:
@@ -173,11 +190,11 @@ def paint(
     ``frames`` is (frames, rows, columns, samples); ``fill`` has one value per sample. Returns
     whether any pixel was covered.
     """
-    value = np.asarray(fill, dtype=np.int64)
-    # Clipped into the range by the caller; the cast below cannot wrap.
-    fill_arr = value.astype(frames.dtype, casting="unsafe")
-    if not np.array_equal(fill_arr.astype(np.int64), value):
+    # Clipped into the range by the caller; checked here so that the cast below cannot wrap.
+    info = np.iinfo(frames.dtype)
+    if any(not info.min <= v <= info.max for v in fill):
         raise UnsupportedPixelsError("a fill value does not fit the pixel data type")
+    fill_arr = np.array(fill, dtype=frames.dtype)
     if keep_inside:
         outside = ~region.as_bitmap()
         if not outside.any():
@@ -196,3 +213,40 @@ def paint(
         if region.bitmap is not None:
             np.copyto(target, fill_arr, where=region.bitmap[:, :, None])
     return True
+
+
+def fill_where(
+    target: npt.NDArray[Any], fill: np.integer[Any], where: npt.NDArray[np.bool_]
+) -> None:
+    """``target[where] = fill``, in place, without branches.
+
+    A boolean-masked write costs 1 ms on a 512x512 slice whose mask alternates pixel by pixel
+    (noise around a HU threshold: the CPU mispredicts every other branch) and 0.07 ms on a smooth
+    one. ``target += (fill - target) * where`` takes the same 0.07 ms on both; computed in
+    ``target``'s own integer dtype it is exact even when ``fill - target`` wraps around, because
+    the wrap is undone by the addition (arithmetic modulo 2**bits).
+    """
+    fill_value = target.dtype.type(fill)
+    diff = np.subtract(fill_value, target)
+    same = (diff.dtype.kind, diff.dtype.itemsize) == (target.dtype.kind, target.dtype.itemsize)
+    if not same:  # byte order may differ (a big-endian view): the values may not
+        raise UnsupportedPixelsError("a fill would change the pixel data type")  # pragma: no cover
+    np.multiply(diff, where, out=diff, casting="unsafe")
+    np.add(target, diff, out=target, casting="unsafe")
+
+
+def blend(
+    source: npt.NDArray[Any], fill: np.integer[Any], where: npt.NDArray[np.bool_]
+) -> npt.NDArray[Any]:
+    """A new array: ``fill`` where ``where``, ``source`` elsewhere (see `fill_where`).
+
+    The result has ``source``'s kind and width (in native byte order); ``source`` is only read.
+    """
+    fill_value = source.dtype.type(fill)
+    out: npt.NDArray[Any] = np.subtract(fill_value, source)
+    same = (out.dtype.kind, out.dtype.itemsize) == (source.dtype.kind, source.dtype.itemsize)
+    if not same:  # byte order may differ (a big-endian view): the values may not
+        raise UnsupportedPixelsError("a fill would change the pixel data type")  # pragma: no cover
+    np.multiply(out, where, out=out, casting="unsafe")
+    np.add(out, source, out=out, casting="unsafe")
+    return out

@@ -1,14 +1,16 @@
-"""See before you trust: the first frame as the rules would leave it, with mask outlines.
+"""See before you trust: one frame as the rules would leave it, with mask outlines.
 
 `render_preview` is pure (it works on a deep copy) and returns an RGB ``uint8`` array; the CLI
 (``dcmwatch preview``) writes it as PNG. Masked regions are outlined in red so an operator can
-place rectangles by looking at a real image of the device.
+place rectangles by looking at a real image of the device. Other tools can add their own
+rectangles (`Box`, e.g. text an OCR engine found) in a colour of their choice.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut, convert_color_space
 
 from dcmwatch.pixels import codec
+from dcmwatch.pixels.errors import UnsupportedPixelsError
 from dcmwatch.pixels.hu import modality_luts
 from dcmwatch.pixels.masks import region_for
 from dcmwatch.pixels.rules import matching_rules
@@ -24,41 +27,87 @@ from dcmwatch.pixels.settings import MaskAction, PixelRule, PixelSettings, Windo
 from dcmwatch.pixels.step import apply_actions
 from dcmwatch.pixels.window import linear_window
 
-__all__ = ["OUTLINE_RGB", "render_preview"]
+__all__ = ["OUTLINE_RGB", "Box", "draw_boxes", "render_preview"]
 
+#: Colour of the outline of every region a mask action covers.
 OUTLINE_RGB = (255, 0, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A rectangle to outline on a preview: ``x`` = column, ``y`` = row of its top-left pixel."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    rgb: tuple[int, int, int] = (0, 255, 0)
+
+
 def render_preview(
-    ds: Dataset, rules: Sequence[PixelRule], settings: PixelSettings
+    ds: Dataset,
+    rules: Sequence[PixelRule],
+    settings: PixelSettings,
+    *,
+    frame: int = 1,
+    boxes: Sequence[Box] = (),
 ) -> npt.NDArray[np.uint8]:
-    """Frame 1 of ``ds`` after the matching rules, windowed, as (rows, columns, 3) ``uint8``.
+    """Frame ``frame`` (1-based) of ``ds`` after the matching rules, windowed, as (rows,
+    columns, 3) ``uint8``, mask regions outlined in `OUTLINE_RGB`, then ``boxes`` outlined.
 
     The window is the last configured window action, else the image's first (0028,1050)/(0028,1051)
     value, else the full range of the frame. Raises what the pixel step would raise.
     """
+    if frame < 1:
+        raise ValueError("frames are numbered from 1")
     work = copy.deepcopy(ds)
     matched = matching_rules(rules, work, all_matching=settings.all_matching_rules)
     actions = [a for rule in matched for a in rule.actions]
     apply_actions(work, actions, settings=settings, derive_uid=lambda uid: uid)
     layout = codec.read_layout(work)
     codec.check_size(layout, settings.max_pixel_bytes)
+    if frame > layout.frames:
+        raise UnsupportedPixelsError(
+            f"frame {frame} was asked for but the image has {layout.frames}"
+        )
     pixels = codec.open_pixels(work, layout, codec.transfer_syntax(work))
-    frame = pixels.array[0]
     windows = [a for a in actions if isinstance(a, WindowAction) and a.mode == "tags"]
-    rgb = _to_rgb(work, pixels.layout, frame, windows[-1] if windows else None)
+    window = windows[-1] if windows else None
+    rgb = _to_rgb(work, pixels.layout, pixels.array, frame - 1, window)
     for action in actions:
-        if isinstance(action, MaskAction):
+        if isinstance(action, MaskAction) and (action.frames is None or frame in action.frames):
             region = region_for(action, layout.rows, layout.columns).as_bitmap()
             rgb[_outline(region)] = OUTLINE_RGB
+    draw_boxes(rgb, boxes)
     return rgb
 
 
+def draw_boxes(rgb: npt.NDArray[np.uint8], boxes: Sequence[Box]) -> None:
+    """Outline each box (one pixel wide, inside the box, clipped to the image) in place."""
+    rows, columns = rgb.shape[:2]
+    for box in boxes:
+        if box.width < 1 or box.height < 1:
+            continue
+        region = np.zeros((rows, columns), dtype=np.bool_)
+        r0, r1 = max(box.y, 0), min(box.y + box.height, rows)
+        c0, c1 = max(box.x, 0), min(box.x + box.width, columns)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        region[r0:r1, c0:c1] = True
+        rgb[_outline(region)] = box.rgb
+
+
 def _to_rgb(
-    ds: Dataset, layout: codec.PixelLayout, frame: npt.NDArray[Any], window: WindowAction | None
+    ds: Dataset,
+    layout: codec.PixelLayout,
+    frames: npt.NDArray[Any],
+    index: int,
+    window: WindowAction | None,
 ) -> npt.NDArray[np.uint8]:
+    frame = frames[index]
     if layout.photometric in ("MONOCHROME1", "MONOCHROME2"):
-        lut = modality_luts(ds, layout.frames, layout.stored_min, layout.stored_max)[0]
+        luts = modality_luts(ds, layout.frames, layout.stored_min, layout.stored_max)
+        lut = luts[index] if len(luts) > 1 else luts[0]
         values = lut.apply(frame[..., 0])
         if window is not None:
             center, width = window.center, window.width

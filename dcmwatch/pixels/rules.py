@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from dcmwatch.pixels import header
 from dcmwatch.pixels.settings import MatchScalar, MatchValue, PixelRule
 
 __all__ = ["matching_rules", "rule_matches"]
@@ -35,9 +37,15 @@ def matching_rules(
 def rule_matches(rule: PixelRule, ds: Dataset) -> bool:
     """Whether every ``match`` key of ``rule`` holds for ``ds`` (see `PixelRule`)."""
     for keyword, expected in rule.match.items():
-        if keyword not in ds:
+        tag = tag_for_keyword(keyword)
+        if tag is None or tag not in ds:
             return False
-        actual = ds[keyword].value
+        actual: Any
+        if header.is_raw_ascii(ds, tag):  # CS/IS/DS/UI parsed from the raw bytes
+            values = header.texts(ds, tag)
+            actual = values[0] if len(values) == 1 else values
+        else:
+            actual = ds[tag].value
         if not _value_matches(actual, expected):
             return False
     return True

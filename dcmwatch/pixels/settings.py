@@ -20,27 +20,39 @@ The models are frozen and hashable, so a whole `Config` can key a cache.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from dcmwatch.pixels.maskfile import load_mask_file, pack, unpack
+
 __all__ = [
+    "CONFIG_DIR_CONTEXT",
     "HuClipAction",
     "HuThresholdAction",
     "MaskAction",
+    "MaskFile",
     "PixelAction",
     "PixelRule",
     "PixelSettings",
     "WindowAction",
 ]
+
+#: Validation context key: the folder relative mask ``file`` paths are resolved against (the
+#: config file's folder; the current folder when absent).
+CONFIG_DIR_CONTEXT = "config_dir"
 
 #: (0028,0010) *Rows* and (0028,0011) *Columns* are US: no image is larger than this.
 MAX_DIMENSION = 65535
@@ -107,6 +119,24 @@ class HuClipAction(_Frozen):
         return self
 
 
+class MaskFile(_Frozen):
+    """A mask image read at config load (`dcmwatch.pixels.maskfile`), kept as packed bits."""
+
+    path: str
+    rows: Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
+    columns: Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
+    packed: bytes = Field(repr=False)
+
+    @model_validator(mode="after")
+    def _packed_fits(self) -> Self:
+        if len(self.packed) != (self.rows * self.columns + 7) // 8:
+            raise ValueError("the packed mask does not match its rows and columns")
+        return self
+
+    def bitmap(self) -> npt.NDArray[np.bool_]:
+        return unpack(self.packed, self.rows, self.columns)
+
+
 class MaskAction(_Frozen):
     """Overwrite regions (burned-in text) or, with ``keep_inside``, everything outside them
     (a field of view).
@@ -121,9 +151,18 @@ class MaskAction(_Frozen):
     HU value (CT rules only), by default the darkest value the image can show: the lowest stored
     value (MONOCHROME2), the highest (MONOCHROME1), black (RGB; Y=0, Cb=Cr=mid-range for
     YBR_FULL), the palette entry of lowest luminance (PALETTE COLOR).
+
+    ``file`` names a ``.npy`` or ``.png`` mask of exactly the image's size (nonzero / white =
+    mask), relative to the config file's folder; it is read and checked once, at load, and its
+    pixels join the shapes. **Geometry:** an image whose (0028,0010) *Rows* / (0028,0011)
+    *Columns* differ from the file's is quarantined (reason ``mask_geometry``), never passed
+    unmasked: a device that sends several geometries gets one rule per geometry with ``Rows``
+    and ``Columns`` in its ``match`` (first match wins), and a rule whose ``match`` names a
+    geometry its mask file does not have is refused at load.
     """
 
     type: Literal["mask"]
+    file: MaskFile | None = None
     fractions: bool = False
     rects: tuple[tuple[float, float, float, float], ...] = ()
     circles: tuple[tuple[float, float, float], ...] = ()
@@ -135,6 +174,25 @@ class MaskAction(_Frozen):
     #: Whether applying this mask (to every frame) means the burned-in annotation is gone, so
     #: (0028,0301) *Burned In Annotation* becomes ``NO``. Set false for masks with another purpose.
     clears_burned_in: bool = True
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _load_file(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None or isinstance(v, MaskFile):
+            return v
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError("must be the path of a .npy or .png mask file")
+        path = Path(v).expanduser()
+        if not path.is_absolute():
+            context = info.context if isinstance(info.context, dict) else {}
+            path = Path(context.get(CONFIG_DIR_CONTEXT) or Path.cwd()) / path
+        bitmap = load_mask_file(path)  # MaskFileError is a ValueError naming the file
+        rows, columns = bitmap.shape
+        return MaskFile(path=str(path), rows=rows, columns=columns, packed=pack(bitmap))
+
+    @field_serializer("file")
+    def _file_as_path(self, v: MaskFile | None) -> str | None:
+        return None if v is None else v.path
 
     @field_validator("rects")
     @classmethod
@@ -209,8 +267,10 @@ class MaskAction(_Frozen):
 
     @model_validator(mode="after")
     def _has_shape(self) -> Self:
-        if not (self.rects or self.circles or self.polygons):
-            raise ValueError("a mask needs at least one of 'rects', 'circles', 'polygons'")
+        if not (self.rects or self.circles or self.polygons or self.file):
+            raise ValueError(
+                "a mask needs at least one of 'rects', 'circles', 'polygons', 'file'"
+            )
         if self.fill_hu is not None and not math.isfinite(self.fill_hu):
             raise ValueError("'fill_hu' must be a finite number")
         return self
@@ -309,8 +369,11 @@ class PixelRule(_Frozen):
                     f"actions[{i}]: a window with mode = 'bake' must be the last action "
                     "(after it the pixels no longer hold modality values)"
                 )
-        hu_actions = [i for i, a in enumerate(v) if uses_hu(a)]
         match = info.data.get("match")
+        for i, action in enumerate(v):
+            if isinstance(action, MaskAction) and action.file is not None and match is not None:
+                _check_geometry(i, action.file, match)
+        hu_actions = [i for i, a in enumerate(v) if uses_hu(a)]
         if hu_actions and match is not None and not _matches_only_ct(match):
             first = hu_actions[0]
             raise ValueError(
@@ -318,6 +381,21 @@ class PixelRule(_Frozen):
                 "images carry: the rule's match must include Modality = \"CT\""
             )
         return v
+
+
+def _check_geometry(index: int, mask: MaskFile, match: dict[str, MatchValue]) -> None:
+    """Refuse a rule whose ``match`` only admits images of another size than its mask file."""
+    for keyword, size in (("Rows", mask.rows), ("Columns", mask.columns)):
+        value = match.get(keyword)
+        if value is None:
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        numbers = [x for x in values if isinstance(x, int | float)]
+        if len(numbers) == len(values) and size not in numbers:
+            raise ValueError(
+                f"actions[{index}]: the mask file is {mask.rows} x {mask.columns} "
+                f"(rows x columns) but the rule matches only {keyword} = {list(values)}"
+            )
 
 
 def _matches_only_ct(match: dict[str, MatchValue]) -> bool:

@@ -10,7 +10,19 @@ the same bytes. When no rule matches only the header is read (and, for the burne
   Instance UID* with it (PS3.3 C.12.1.1.1: changed pixel data is a new instance);
 * (0008,0008) *Image Type* value 1 becomes ``DERIVED`` (PS3.3 C.7.6.1.1.2: pixel values derived
   from another image's), when Image Type is present; the other values are kept;
-* (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale).
+* (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale);
+* after a ``bake`` window the instance becomes a Secondary Capture (`window.as_secondary_capture`).
+
+**Big endian in, little endian out.** Every Explicit VR Big Endian dataset leaves the step as
+Explicit VR Little Endian with the same values (`codec.to_little_endian`), whether a rule matched
+or not: the syntax is retired, receivers refuse it, and pydicom writes it only for datasets that
+were read that way. For the same reason this is the one case where a file no rule matches has
+its Pixel Data bytes rewritten (byte-swapped, never re-compressed); the SOP Instance UID stays.
+
+**No pixels, nothing to do.** A rule that matches a dataset without pixel data (a structured
+report, an RT plan, a waveform: a catch-all rule matches those too) leaves it alone, and names no
+rule as applied. Float pixel data, which no action can edit exactly, is refused instead
+(quarantined), so a mask rule never lets an image it cannot mask through.
 
 **Burned In Annotation after a mask.** A mask action that covered at least one pixel of every
 frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
@@ -24,15 +36,24 @@ leaves the attribute as it was. Only an explicit ``YES`` triggers the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
-from dcmwatch.pixels import codec
+from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
 from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut, modality_luts
-from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+from dcmwatch.pixels.masks import (
+    blend,
+    darkest_fill,
+    explicit_fill,
+    fill_where,
+    paint,
+    region_for,
+)
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import (
     HuClipAction,
@@ -44,12 +65,20 @@ from dcmwatch.pixels.settings import (
     WindowAction,
     changes_pixels,
 )
-from dcmwatch.pixels.window import bake, set_window_tags
+from dcmwatch.pixels.window import as_secondary_capture, bake, set_window_tags
 
 __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 
 #: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
 RULES_ATTRIBUTE = "_dcmwatch_rules"
+
+# Tags as BaseTag objects: pydicom's lookups take them without converting.
+_IMAGE_TYPE, _SOP_INSTANCE_UID = Tag(0x00080008), Tag(0x00080018)
+_MEDIA_STORAGE_SOP_INSTANCE_UID = Tag(0x00020003)
+_BURNED_IN_ANNOTATION = Tag(0x00280301)
+_SMALLEST_LARGEST = (Tag(0x00280106), Tag(0x00280107))
+#: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
+_ANY_PIXEL_DATA = (Tag(0x7FE00010), Tag(0x7FE00008), Tag(0x7FE00009))
 
 
 def make_pixel_step(
@@ -61,7 +90,7 @@ def make_pixel_step(
     frozen_rules = tuple(rules)
 
     def pixel_step(ds: Dataset) -> Dataset:
-        burned_in = str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES"
+        burned_in = header.text(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
         if burned_in and settings.burned_in_annotation == "reject":
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and the policy is 'reject'"
@@ -76,8 +105,9 @@ def make_pixel_step(
                 "(0028,0301) Burned In Annotation is YES and no matching rule has a mask "
                 "(policy 'require-mask')"
             )
-        if not matched:
-            return ds
+        codec.to_little_endian(ds, settings.max_pixel_bytes)
+        if not matched or not any(tag in ds for tag in _ANY_PIXEL_DATA):
+            return ds  # a report, a plan, a waveform: no pixels, nothing for a rule to do
         actions = tuple(a for rule in matched for a in rule.actions)
         apply_actions(ds, actions, settings=settings, derive_uid=derive_uid)
         setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
@@ -114,6 +144,8 @@ def apply_actions(
         return False
     codec.write_back(ds, state.pixels, original, tsyntax)
     _mark_derived(ds, derive_uid)
+    if state.baked:
+        as_secondary_capture(ds, state.layout.frames)
     if state.burned_in_cleared:
         ds.BurnedInAnnotation = "NO"
     return True
@@ -128,7 +160,7 @@ def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
                 deferred_tags.append(action)
             else:
                 state.pixels = bake(state.ds, state.pixels, state.luts(), action)
-                state.touched = True
+                state.touched = state.baked = True
                 state.reset_luts()  # the modality LUT is now the identity
                 deferred_tags.clear()  # the bake's identity window supersedes earlier tags
         elif isinstance(action, HuThresholdAction):
@@ -147,6 +179,7 @@ class _State:
         self.ds = ds
         self.pixels = pixels
         self.touched = False
+        self.baked = False
         self.burned_in_cleared = False
         self._luts: tuple[ModalityLut, ...] | None = None
 
@@ -185,23 +218,36 @@ class _State:
 
     def threshold(self, action: HuThresholdAction) -> None:
         self._require_hu_image()
-        array = self.pixels.array
         for f in self.frame_indices(action.frames):
             lut = self.lut(f)
-            frame = array[f]
+            frame = self.pixels.array[f]
             fill = frame.dtype.type(lut.nearest_stored(action.fill_hu))
             for op, limit in (("<", action.below), (">", action.above)):
                 if limit is None:
                     continue
                 selected = lut.select(frame, op, limit)
-                if selected.any():
-                    np.copyto(frame, fill, where=selected)  # in place: no dtype widening
-                    self.touched = True
+                if not selected.any():
+                    continue
+                pixels = self.pixels
+                if not pixels.is_writable and pixels.flat is not None and pixels.layout.frames == 1:
+                    # Copy on write, fused: the blend writes its result into a new array
+                    # anyway, so the file's bytes need no copy of their own first.
+                    blended = blend(pixels.flat, fill, selected.reshape(-1))
+                    self.pixels = codec.with_flat(pixels, blended)
+                else:
+                    fill_where(self.editable()[f], fill, selected)
+                frame = self.pixels.array[f]
+                self.touched = True
+
+    def editable(self) -> npt.NDArray[Any]:
+        """The pixel array, made writable (a copy of the file's bytes on first need)."""
+        self.pixels = codec.writable(self.pixels)
+        return self.pixels.array
 
     def clip(self, action: HuClipAction) -> None:
         self._require_hu_image()
         for f in self.frame_indices(action.frames):
-            if self.lut(f).clip(self.pixels.array[f], action.min, action.max):
+            if self.lut(f).clip(self.editable()[f], action.min, action.max):
                 self.touched = True
 
     def mask(self, action: MaskAction) -> None:
@@ -215,7 +261,7 @@ class _State:
             for f in indices:
                 fill = [self.lut(f).nearest_stored(action.fill_hu)]
                 covered |= paint(
-                    self.pixels.array, [f], region, fill, keep_inside=action.keep_inside
+                    self.editable(), [f], region, fill, keep_inside=action.keep_inside
                 )
         else:
             if action.fill is not None:
@@ -226,7 +272,7 @@ class _State:
                     self.ds, layout.photometric, samples=layout.samples, lo=lo, hi=hi, lut=lut
                 )
             covered = paint(
-                self.pixels.array, indices, region, fill, keep_inside=action.keep_inside
+                self.editable(), indices, region, fill, keep_inside=action.keep_inside
             )
         if covered:
             self.touched = True
@@ -235,19 +281,18 @@ class _State:
 
 
 def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
-    old = ds.get("SOPInstanceUID")
+    old = header.text(ds, _SOP_INSTANCE_UID)
     if not old:
         raise UnsupportedPixelsError("changed pixels need a new instance, but there is no SOP UID")
-    new = derive_uid(str(old))
-    ds.SOPInstanceUID = new
+    new = derive_uid(old)
+    header.set_value(ds, _SOP_INSTANCE_UID, "UI", new)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
-        meta.MediaStorageSOPInstanceUID = new
-    if "ImageType" in ds and ds.ImageType:
-        value = ds.ImageType
-        values = [value] if isinstance(value, str) else [str(v) for v in value]
+        header.set_value(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", new)
+    values = header.texts(ds, _IMAGE_TYPE)
+    if values and any(values):
         values[0] = "DERIVED"
-        ds.ImageType = values if len(values) > 1 else values[0]
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-        if keyword in ds:
-            del ds[keyword]
+        header.set_value(ds, _IMAGE_TYPE, "CS", values if len(values) > 1 else values[0])
+    for tag in _SMALLEST_LARGEST:
+        if tag in ds:
+            del ds[tag]

@@ -9,7 +9,19 @@ the modality LUT, so ``center``/``width`` are in HU for CT)::
 
 rounded half up. A baked image holds display values, not modality values, so its modality LUT
 becomes the identity ((0028,1053) *Rescale Slope* 1, (0028,1052) *Rescale Intercept* 0,
-(0028,1054) *Rescale Type* US) and its window the identity (center 128, width 256).
+(0028,1054) *Rescale Type* US) and its window the identity (center 128, width 256). A
+MONOCHROME1 input is baked inverted into MONOCHROME2, so it looks the same.
+
+**A baked image is a Secondary Capture.** An 8-bit windowed image no longer fits its original
+IOD (the CT Image module requires 12-16 bits and HU; MR likewise), so `as_secondary_capture`
+makes it the derived screen capture it is: (0008,0016) *SOP Class UID* Secondary Capture Image
+Storage for one frame, Multi-frame Grayscale Byte SC Image Storage for several (PS3.3 A.8.1,
+A.8.3), (0008,0064) *Conversion Type* ``WSD`` (workstation), and for multi-frame the SC
+Multi-frame Image module's Type 1/1C attributes: *Presentation LUT Shape* IDENTITY, a *Frame
+Increment Pointer* to a *Page Number Vector* 1..n, an empty *Patient Orientation* when absent
+(Type 2C without an Image Plane module), and *Burned In Annotation*, which when absent
+is declared ``YES``: dcmwatch cannot see text, so the unknown case is the cautious one. The new
+SOP Instance UID comes from the de-identifier's UID map like every changed image's.
 """
 
 from __future__ import annotations
@@ -20,13 +32,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
+from pydicom.uid import (
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    SecondaryCaptureImageStorage,
+)
 
 from dcmwatch.pixels.codec import Pixels
 from dcmwatch.pixels.errors import UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import WindowAction
 
-__all__ = ["bake", "linear_window", "set_window_tags"]
+__all__ = ["as_secondary_capture", "bake", "linear_window", "set_window_tags"]
 
 _VOI_KEYWORDS = (
     "VOILUTSequence",
@@ -34,6 +50,14 @@ _VOI_KEYWORDS = (
     "WindowCenterWidthExplanation",
     "SmallestImagePixelValue",
     "LargestImagePixelValue",
+)
+#: Attributes whose values are stored pixel values or map them: meaningless after a bake.
+_STORED_VALUE_KEYWORDS = (
+    "PixelPaddingValue",
+    "PixelPaddingRangeLimit",
+    "SmallestPixelValueInSeries",
+    "LargestPixelValueInSeries",
+    "RealWorldValueMappingSequence",
 )
 
 
@@ -80,14 +104,48 @@ def bake(
     for f in range(layout.frames):
         lut = luts[f] if len(luts) > 1 else luts[0]
         out[f] = linear_window(lut.apply(pixels.array[f]), action.center, action.width)
+    if layout.photometric == "MONOCHROME1":
+        np.subtract(255, out, out=out)  # same picture, stored as MONOCHROME2
     _identity_modality(ds)
-    for keyword in _VOI_KEYWORDS:
+    for keyword in _VOI_KEYWORDS + _STORED_VALUE_KEYWORDS:
         if keyword in ds:
             del ds[keyword]
     ds.WindowCenter = "128"
     ds.WindowWidth = "256"
-    baked = replace(layout, bits_allocated=8, bits_stored=8, pixel_representation=0)
+    baked = replace(
+        layout,
+        bits_allocated=8,
+        bits_stored=8,
+        pixel_representation=0,
+        photometric="MONOCHROME2",
+    )
     return Pixels(out, baked)
+
+
+def as_secondary_capture(ds: Dataset, frames: int) -> None:
+    """Make a baked 8-bit image a (multi-frame grayscale byte) Secondary Capture instance."""
+    sop_class = (
+        SecondaryCaptureImageStorage
+        if frames == 1
+        else MultiFrameGrayscaleByteSecondaryCaptureImageStorage
+    )
+    ds.SOPClassUID = sop_class
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        meta.MediaStorageSOPClassUID = sop_class
+    ds.ConversionType = "WSD"
+    if "PatientOrientation" not in ds:
+        # Type 2C in General Image when the IOD has no Image Plane module, as SC has not.
+        ds.PatientOrientation = None
+    ds.RescaleIntercept = "0"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "US"
+    if frames > 1:
+        ds.PresentationLUTShape = "IDENTITY"
+        ds.PageNumberVector = list(range(1, frames + 1))
+        ds.FrameIncrementPointer = 0x00182001  # (0018,2001) Page Number Vector
+        if not str(ds.get("BurnedInAnnotation", "") or "").strip():
+            ds.BurnedInAnnotation = "YES"
 
 
 def _identity_modality(ds: Dataset) -> None:

@@ -38,14 +38,14 @@ def read(name: str) -> Dataset:
 
 def roundtrip(ds: Dataset) -> Dataset:
     """Write as a Part 10 file and read back: what a consumer of the output sees."""
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return pydicom.dcmread(io.BytesIO(buf.getvalue()))
+    return pydicom.dcmread(io.BytesIO(to_bytes(ds)))
 
 
 def to_bytes(ds: Dataset) -> bytes:
+    """As `dcmwatch.dicomfile.encode` writes: by the file meta's transfer syntax (``save_as``
+    refuses a dataset read as big endian and converted to little endian)."""
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     return buf.getvalue()
 
 

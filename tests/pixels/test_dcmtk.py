@@ -81,3 +81,21 @@ def test_dcm2pnm_pixels_match_pydicom(tmp_path: Path) -> None:
     pixels = np.frombuffer(raster, np.uint8).reshape(height, width, 3)
     expected = decode(roundtrip(STEP(read("SC_rgb_rle.dcm"))))[0]
     assert np.array_equal(pixels, expected)
+
+
+def test_dcm2pnm_reads_a_baked_secondary_capture(tmp_path: Path) -> None:
+    """A baked CT (now an 8-bit Secondary Capture): dcmtk's pixels equal pydicom's."""
+    step = step_for([rule([{"type": "window", "center": 40, "width": 400, "mode": "bake"}])])
+    path = tmp_path / "baked.dcm"
+    path.write_bytes(to_bytes(step(read("CT_small.dcm"))))
+    assert _run("dcmdump", "-q", "+E", str(path)).returncode == 0
+    pgm = tmp_path / "img.pgm"
+    result = _run("dcm2pnm", "--write-raw-pnm", str(path), str(pgm))
+    assert result.returncode == 0, result.stderr
+    data = pgm.read_bytes()
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", data)
+    assert header is not None
+    width, height = int(header[1]), int(header[2])
+    pixels = np.frombuffer(data[header.end() : header.end() + width * height], np.uint8)
+    expected = decode(roundtrip(step(read("CT_small.dcm"))))[0, :, :, 0]
+    assert np.array_equal(pixels.reshape(height, width), expected)

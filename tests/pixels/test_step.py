@@ -114,7 +114,9 @@ class TestEveryFormat:
         outside[rows, cols] = False
         assert np.array_equal(after[:, outside], before[:, outside])
         out_ts = out.file_meta.TransferSyntaxUID
-        if tsyntax in NATIVE:
+        if tsyntax == ExplicitVRBigEndian:
+            assert out_ts == ExplicitVRLittleEndian  # retired syntax: converted
+        elif tsyntax in NATIVE:
             assert out_ts == tsyntax
         elif tsyntax in LOSSLESS and out.BitsAllocated <= 16:
             assert out_ts == tsyntax  # re-encoded losslessly in the input's syntax
@@ -367,3 +369,22 @@ class TestSyntheticCtSeries:
         assert (after[low] == -1000).all()
         keep = ~low & ~mask
         assert np.array_equal(after[keep], before[keep])
+
+
+class TestNoPixels:
+    @pytest.mark.parametrize("name", ["rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm"])
+    def test_catch_all_rule_leaves_non_images_alone(self, name: str) -> None:
+        """A rule with an empty match meets reports and plans too: it does nothing to them."""
+        ds = read(name)
+        uid = ds.SOPInstanceUID
+        out = step_for([rule([{"type": "mask", "rects": [RECT]},
+                              {"type": "window", "center": 1, "width": 2}])])(ds)
+        assert out.SOPInstanceUID == uid and "WindowCenter" not in out
+        assert getattr(out, RULES_ATTRIBUTE, ()) == ()
+
+    def test_float_pixel_data_is_refused(self) -> None:
+        ds = read("CT_small.dcm")
+        del ds.PixelData
+        ds.FloatPixelData = b"\0" * 16
+        with pytest.raises(UnsupportedPixelsError):
+            _mask_step()(ds)

@@ -1,0 +1,55 @@
+"""``dcmwatch preview``: one DICOM file in, a PNG of what the pixel rules make of it out.
+
+The edge around the pure `dcmwatch.pixels.render_preview`: reads the input the way workers do
+(`store.read_input`: no symlinks or FIFOs, size-capped; `dicomfile.decode`: truncation and
+deflate checks), renders, encodes PNG with Pillow and writes it durably (tmp in the target
+folder, fsync, rename, fsync the folder), so a crash never leaves half a PNG under the name.
+Every failure is a `DcmwatchError` with a message of ours: the CLI prints it without the input's
+path (file names can carry patient names).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from dcmwatch import dicomfile, store
+from dcmwatch.config import Config
+from dcmwatch.errors import DcmwatchError, TransformError
+from dcmwatch.pixels.preview import Box, render_preview
+
+__all__ = ["encode_png", "write_preview"]
+
+
+def write_preview(
+    src: Path, dest: Path, config: Config, *, frame: int = 1, boxes: Sequence[Box] = ()
+) -> tuple[int, int]:
+    """Render frame ``frame`` of ``src`` under ``config``'s rules into the PNG ``dest``.
+
+    Returns (rows, columns). Raises `InputError` subclasses for an input that cannot be read or
+    rendered and `OutputError` when the PNG cannot be written.
+    """
+    raw = store.read_input(src, max_bytes=config.limits.max_file_bytes, allow_hardlinks=True)
+    ds = dicomfile.decode(raw.data, max_inflated=config.limits.max_inflated_bytes)
+    try:
+        rgb = render_preview(ds, config.rules, config.pixels, frame=frame, boxes=boxes)
+    except DcmwatchError:
+        raise
+    except Exception as exc:  # a library's message may quote values
+        raise TransformError(f"the image cannot be rendered ({type(exc).__name__})") from None
+    store.write_durable(dest, encode_png(rgb), tag=f"{dest.name}.preview",
+                        mode=config.output.file_mode)
+    return int(rgb.shape[0]), int(rgb.shape[1])
+
+
+def encode_png(rgb: npt.NDArray[np.uint8]) -> bytes:
+    """An 8-bit RGB PNG of ``rgb`` (rows, columns, 3)."""
+    from PIL import Image  # noqa: PLC0415 - only the preview command needs Pillow
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()
