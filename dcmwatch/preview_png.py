@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from pydicom.dataset import Dataset
 
 from dcmwatch import dicomfile, store
 from dcmwatch.config import Config
@@ -30,11 +31,17 @@ def write_preview(
 ) -> tuple[int, int]:
     """Render frame ``frame`` of ``src`` under ``config``'s rules into the PNG ``dest``.
 
+    With the burned-in text guard enabled, the text its engine reads in the frame *before* the
+    rules is outlined too (`OCR_RGB`), beside the mask outlines: the operator sees which text a
+    mask already covers and where one is missing.
+
     Returns (rows, columns). Raises `InputError` subclasses for an input that cannot be read or
     rendered and `OutputError` when the PNG cannot be written.
     """
     raw = store.read_input(src, max_bytes=config.limits.max_file_bytes, allow_hardlinks=True)
     ds = dicomfile.decode(raw.data, max_inflated=config.limits.max_inflated_bytes)
+    if config.ocr.enabled:
+        boxes = (*boxes, *_ocr_boxes(ds, config, frame))
     try:
         rgb = render_preview(ds, config.rules, config.pixels, frame=frame, boxes=boxes)
     except DcmwatchError:
@@ -44,6 +51,22 @@ def write_preview(
     store.write_durable(dest, encode_png(rgb), tag=f"{dest.name}.preview",
                         mode=config.output.file_mode)
     return int(rgb.shape[0]), int(rgb.shape[1])
+
+
+#: Outline colour of text the OCR engine reads (masks are outlined in the preview's own colour).
+OCR_RGB = (255, 200, 0)
+
+
+def _ocr_boxes(ds: Dataset, config: Config, frame: int) -> list[Box]:
+    from dcmwatch.ocr import text_boxes  # noqa: PLC0415 - loads an OCR engine
+
+    try:
+        found = text_boxes(ds, config.ocr, frame=frame)
+    except DcmwatchError:
+        raise
+    except Exception as exc:  # an engine's message may quote what it read
+        raise TransformError(f"the OCR engine failed ({type(exc).__name__})") from None
+    return [Box(*t.box, rgb=OCR_RGB) for t in found]
 
 
 def encode_png(rgb: npt.NDArray[np.uint8]) -> bytes:

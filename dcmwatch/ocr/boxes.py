@@ -29,12 +29,14 @@ class TextBox:
 
 
 def text_boxes(
-    ds: Dataset, settings: OcrSettings, *, max_pixel_bytes: int = 2 * 1024**3
+    ds: Dataset, settings: OcrSettings, *, max_pixel_bytes: int = 2 * 1024**3,
+    frame: int | None = None,
 ) -> tuple[TextBox, ...]:
-    """Word boxes in the frames ``settings.frames`` chooses (``ds`` as it is: apply rules first
-    to see what would remain)."""
+    """Word boxes in the frames ``settings.frames`` chooses, or in the 1-based ``frame`` alone
+    (``ds`` as it is: apply rules first to see what would remain)."""
     engine = engine_for(settings)
-    _, frames = render_frames(ds, settings.frames, max_pixel_bytes)
+    only = None if frame is None else frame - 1
+    _, frames = render_frames(ds, settings.frames, max_pixel_bytes, only=only)
     out: list[TextBox] = []
     for index, image in frames:
         for line in engine.read(image, settings.time_limit_seconds):

@@ -39,14 +39,19 @@ def frame_indices(total: int, frames: Literal["first", "all"] | int) -> list[int
 
 
 def render_frames(
-    ds: Dataset, frames: Literal["first", "all"] | int, max_pixel_bytes: int
+    ds: Dataset, frames: Literal["first", "all"] | int, max_pixel_bytes: int, *,
+    only: int | None = None,
 ) -> tuple[int, list[tuple[int, Image8]]]:
-    """(number of frames, [(0-based frame, 8-bit image)]) for the frames chosen."""
+    """(number of frames, [(0-based frame, 8-bit image)]) for the frames chosen, or for the one
+    0-based frame `only` (what `dcmwatch preview` shows), when it exists."""
     layout = codec.read_layout(ds)
     codec.check_size(layout, max_pixel_bytes)
     pixels = codec.open_pixels(ds, layout, codec.transfer_syntax(ds))
     now = pixels.layout
-    chosen = frame_indices(now.frames, frames)
+    if only is None:
+        chosen = frame_indices(now.frames, frames)
+    else:
+        chosen = [only] if 0 <= only < now.frames else []
     luts = None
     out = []
     for f in chosen:
