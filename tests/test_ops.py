@@ -176,6 +176,32 @@ class TestLogFile:
                                                                                  "three"]
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
+    def test_a_log_file_that_cannot_be_written_never_raises(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A log call runs in the main loop (and in its error handlers): a rotated path that
+        cannot be reopened, or a failing write, costs lines and one stderr note, not the daemon."""
+        path = tmp_path / "d.log"
+        out = io.StringIO()
+        log.configure("json", "info", stream=out, file=path)
+        structlog.get_logger().info("one")
+        path.rename(tmp_path / "d.log.1")
+        path.mkdir()  # the reopen fails (EISDIR): the open file keeps the lines
+        structlog.get_logger().info("two")
+        structlog.get_logger().info("three")
+        assert [json.loads(x)["event"] for x in out.getvalue().splitlines()] == ["one", "two",
+                                                                                 "three"]
+        assert [json.loads(x)["event"] for x in (tmp_path / "d.log.1").read_text().splitlines()] \
+            == ["one", "two", "three"]
+        assert capsys.readouterr().err.count("cannot write") == 1
+
+        f = log.ReopeningFile(tmp_path / "e.log")
+        os.close(f._fd)  # every write fails now (EBADF)
+        f.write_line("lost\n")
+        f.write_line("lost too\n")
+        assert capsys.readouterr().err.count("cannot write (EBADF)") == 1
+        f._fd = -1
+
     def test_file_only(self, tmp_path: Path) -> None:
         path = tmp_path / "d.log"
         out = io.StringIO()
