@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, pr
 """
 
 
+#: Rows deleted per transaction by `Journal.maintain` (a few milliseconds of write lock).
+PRUNE_BATCH = 2000
+
 #: The state database's file name inside `[paths] state`.
 FILENAME = "journal.sqlite3"
 
@@ -140,13 +143,23 @@ class Journal:
         files = beats = 0
         if keep_days > 0:
             cutoff = now - keep_days * 86_400
-            files = self._db.execute(
-                "DELETE FROM files WHERE outcome != 'claimed' AND finished_at < ?", (cutoff,)
-            ).rowcount
-            beats = self._db.execute("DELETE FROM heartbeats WHERE at < ?", (cutoff,)).rowcount
+            files = self._prune("files", "outcome != 'claimed' AND finished_at < ?", cutoff)
+            beats = self._prune("heartbeats", "at < ?", cutoff)
         busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
                 "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
+
+    def _prune(self, table: str, condition: str, cutoff: float) -> int:
+        """Delete in small transactions: one DELETE of a year of rows would hold the write lock
+        past the main thread's busy timeout, and a journal write failing there ends the daemon."""
+        total = 0
+        sql = (f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - our own constant clauses
+               f"(SELECT rowid FROM {table} WHERE {condition} LIMIT ?)")
+        while True:
+            n = self._db.execute(sql, (cutoff, PRUNE_BATCH)).rowcount
+            total += n
+            if n < PRUNE_BATCH:
+                return total
 
     def record_reid(self, pairs: Iterable[tuple[str, str, str]]) -> int:
         """Store re-identification pairs (kind, pseudonym, original); returns how many were new."""

@@ -226,6 +226,26 @@ class TestJournal:
         assert rows == [("inflight",)]
         j.close()
 
+    def test_maintain_prunes_in_short_transactions(self, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """A first prune of years of rows must not hold the write lock for long: the main
+        thread's journal writes give up after their busy timeout (and that ends the daemon)."""
+        monkeypatch.setattr(journal, "PRUNE_BATCH", 3, raising=False)
+        j = journal.Journal(tmp_path / "j.sqlite3")
+        for i in range(10):
+            j.finished(f"old{i}", outcome="processed")
+            j.heartbeat(0, i, 0)
+        j.claimed("inflight", 10)
+        statements: list[str] = []
+        j._db.set_trace_callback(statements.append)
+        done = j.maintain(1.0, now=time.time() + 2 * 86_400)
+        j._db.set_trace_callback(None)
+        assert (done["pruned_files"], done["pruned_heartbeats"]) == (10, 10)
+        deletes = [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+        assert len(deletes) == 2 * 4  # 3 + 3 + 3 + 1 rows per table, each its own transaction
+        assert j._db.execute("SELECT claim_id FROM files").fetchall() == [("inflight",)]
+        j.close()
+
     def test_old_heartbeats_table_gains_its_column(self, tmp_path: Path) -> None:
         """A journal from before `data` existed is migrated in place."""
         db = sqlite3.connect(tmp_path / "j.sqlite3")
