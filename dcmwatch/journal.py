@@ -162,12 +162,29 @@ class Journal:
                 return total
 
     def record_reid(self, pairs: Iterable[tuple[str, str, str]]) -> int:
-        """Store re-identification pairs (kind, pseudonym, original); returns how many were new."""
+        """Store re-identification pairs (kind, pseudonym, original); returns how many were new.
+
+        One transaction, synced to disk before it returns (synchronous=FULL): the daemon removes
+        the input next, and these rows are the only way back. The journal's NORMAL lets a power
+        cut roll back its last commits, which the audit rows can afford and the map cannot.
+        """
         now = time.time()
-        cur = self._db.executemany(
-            "INSERT OR IGNORE INTO reid(pseudonym, kind, original, first_seen) VALUES(?, ?, ?, ?)",
-            [(pseudonym, kind, original, now) for kind, pseudonym, original in pairs],
-        )
+        rows = [(pseudonym, kind, original, now) for kind, pseudonym, original in pairs]
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.executemany(
+                    "INSERT OR IGNORE INTO reid(pseudonym, kind, original, first_seen) "
+                    "VALUES(?, ?, ?, ?)", rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         return max(cur.rowcount, 0)
 
 
