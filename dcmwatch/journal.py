@@ -138,7 +138,8 @@ class Journal:
 
     def maintain(self, keep_days: float, *, now: float | None = None) -> dict[str, int]:
         """Prune rows older than `keep_days` (0: keep all), then checkpoint the WAL into the
-        database and truncate it. Rows of files still in progress are never pruned."""
+        database and truncate it. Rows of files still in progress are never pruned, nor is the
+        `reid` table: it is the only way back from a pseudonym, however old the study."""
         now = time.time() if now is None else now
         files = beats = 0
         if keep_days > 0:

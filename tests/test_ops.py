@@ -226,6 +226,14 @@ class TestJournal:
         assert rows == [("inflight",)]
         j.close()
 
+    def test_maintain_never_prunes_the_reid_map(self, tmp_path: Path) -> None:
+        """However old, a pseudonym must stay reversible while the map is kept."""
+        j = journal.Journal(tmp_path / "j.sqlite3")
+        j.record_reid([("PatientID", "ANONX", "ID1")])
+        j.maintain(1.0, now=time.time() + 3650 * 86_400)
+        j.close()
+        assert journal.lookup_reid(tmp_path / "j.sqlite3", "ANONX") == [("PatientID", "ID1")]
+
     def test_maintain_prunes_in_short_transactions(self, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
         """A first prune of years of rows must not hold the write lock for long: the main
