@@ -161,7 +161,12 @@ def lookup(config: Config, pseudonym: str) -> int:
     """
     from dcmwatch import journal  # noqa: PLC0415
 
-    log_mod.configure(config.log.format, config.log.level, stream=sys.stderr)  # stdout: JSON
+    try:  # stdout is the answer; the audit event goes to stderr and the site's log file
+        log_mod.configure(config.log.format, config.log.level, stream=sys.stderr,
+                          file=config.log.file)
+    except OSError as exc:  # no lookup that the log file would not record
+        raise ConfigError(f"{config.source}: log.file: cannot open it for the audit event "
+                          f"({exc.strerror})") from None
     log = log_mod.get()
     if not config.deid.reid_map:
         print(f"dcmwatch: {config.source}: deid.reid_map: the re-identification map is disabled;"

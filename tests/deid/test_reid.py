@@ -121,6 +121,24 @@ class TestLookup:
         assert '"reid.lookup"' in got.err and '"found": false' in got.err
         assert find_markers(got.err) == []
 
+    def test_the_audit_event_reaches_the_log_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """stderr is the operator's own terminal: with `[log] file` the site's log records the
+        lookup too, and without a writable log file there is no lookup."""
+        cfg = Path(self._map(tmp_path))
+        cfg.write_text(cfg.read_text().replace("[log]\n", '[log]\nfile = "audit.log"\n'))
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 0
+        events = [json.loads(x) for x in (tmp_path / "audit.log").read_text().splitlines()]
+        assert [(e["event"], e["found"]) for e in events] == [("reid.lookup", True)]
+        assert find_markers((tmp_path / "audit.log").read_text()) == []
+        capsys.readouterr()
+        (tmp_path / "audit.log").unlink()
+        (tmp_path / "audit.log").mkdir()
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 2
+        got = capsys.readouterr()
+        assert got.out == "" and "log.file" in got.err
+
     def test_disabled_map_is_a_clear_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
