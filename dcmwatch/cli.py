@@ -88,6 +88,10 @@ def _status(config: Config, *, as_json: bool) -> int:
     except DcmwatchError as exc:
         print(f"dcmwatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except sqlite3.Error as exc:  # not a database, or changed under an immutable read
+        print(f"dcmwatch: {config.paths.state}: cannot read the state database "
+              f"({type(exc).__name__}); try again, or as the service user", file=sys.stderr)
+        return EXIT_FAILED
     if as_json:
         print(status.render_json(data))
     else:

@@ -206,7 +206,9 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
     except sqlite3.OperationalError:
         # An operator in the daemon's group may read the files but not write the WAL index:
-        # read without locking (the answer may miss the last instants; status can live with it).
+        # read the main file without locking. immutable=1 ignores the WAL, so the answer misses
+        # what is not checkpointed yet, and a checkpoint meanwhile can make the read fail
+        # (DatabaseError, which `status` reports); the service user gets the exact answer.
         db.close()
         db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
     db.execute("PRAGMA query_only=ON")

@@ -300,6 +300,17 @@ class TestStatus:
         text = out.getvalue() + status.render_json(data)
         assert "not_dicom" in text and find_markers(text) == []
 
+    def test_an_unreadable_database_is_a_message_not_a_traceback(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from dcmwatch import cli
+
+        cfg = write_config(tmp_path)
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "journal.sqlite3").write_bytes(b"not a database" * 100)
+        assert cli.main(["status", "--config", str(cfg)], env={}) == cli.EXIT_FAILED
+        assert "cannot read the state database (DatabaseError)" in capsys.readouterr().err
+
     def test_never_creates_the_database(self, tmp_path: Path) -> None:
         cfg = _cfg(tmp_path)
         with pytest.raises(journal.MissingJournalError, match="no state database"):
