@@ -92,6 +92,10 @@ def _status(config: Config, *, as_json: bool) -> int:
     except DcmwatchError as exc:
         print(f"dcmwatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except sqlite3.Error as exc:  # not a database, or changed under an immutable read
+        print(f"dcmwatch: {config.paths.state}: cannot read the state database "
+              f"({type(exc).__name__}); try again, or as the service user", file=sys.stderr)
+        return EXIT_FAILED
     if as_json:
         print(status.render_json(data))
     else:
@@ -222,7 +226,12 @@ def lookup(config: Config, pseudonym: str) -> int:
     """
     from dcmwatch import journal  # noqa: PLC0415
 
-    log_mod.configure(config.log.format, config.log.level, stream=sys.stderr)  # stdout: JSON
+    try:  # stdout is the answer; the audit event goes to stderr and the site's log file
+        log_mod.configure(config.log.format, config.log.level, stream=sys.stderr,
+                          file=config.log.file)
+    except OSError as exc:  # no lookup that the log file would not record
+        raise ConfigError(f"{config.source}: log.file: cannot open it for the audit event "
+                          f"({exc.strerror})") from None
     log = log_mod.get()
     if not config.deid.reid_map:
         print(f"dcmwatch: {config.source}: deid.reid_map: the re-identification map is disabled;"

@@ -216,7 +216,30 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         config = Config.model_validate(data, context={CONFIG_DIR_CONTEXT: base})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
-    return _resolve_paths(config, base).model_copy(update={"source": source})
+    config = _resolve_paths(config, base)
+    _check_folders(config.paths, source)
+    return config.model_copy(update={"source": source})
+
+
+def _check_folders(paths: Paths, source: str) -> None:
+    """The archive and the quarantine hold untouched originals (PHI), and retention deletes
+    whole trees below the archive: inside the outbox they would reach its readers, inside the
+    inbox they would be taken again, and an archive around another folder would have retention
+    delete inputs not yet processed, outputs or the state database."""
+    real = {name: Path(os.path.realpath(folder)) for name, folder in
+            (("inbox", paths.inbox), ("outbox", paths.outbox), ("quarantine", paths.quarantine),
+             ("state", paths.state), ("archive", paths.archive)) if folder is not None}
+    for key, others in (("quarantine", ("inbox", "outbox")),
+                        ("archive", ("inbox", "outbox", "quarantine"))):
+        for name in others:
+            a, b = real.get(key), real[name]
+            if a is not None and (a.is_relative_to(b) or b.is_relative_to(a)):
+                raise ConfigError(f"{source}: paths.{key}: must be apart from paths.{name} "
+                                  f"(neither inside the other): {a} and {b}")
+    archive = real.get("archive")
+    if archive is not None and real["state"].is_relative_to(archive):
+        raise ConfigError(f"{source}: paths.archive: must not be paths.state or contain it "
+                          f"(retention deletes below it): {archive}")
 
 
 def _describe(exc: ValidationError, source: str) -> str:

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, pr
 """
 
 
+#: Rows deleted per transaction by `Journal.maintain` (a few milliseconds of write lock).
+PRUNE_BATCH = 2000
+
 #: The state database's file name inside `[paths] state`.
 FILENAME = "journal.sqlite3"
 
@@ -135,26 +138,54 @@ class Journal:
 
     def maintain(self, keep_days: float, *, now: float | None = None) -> dict[str, int]:
         """Prune rows older than `keep_days` (0: keep all), then checkpoint the WAL into the
-        database and truncate it. Rows of files still in progress are never pruned."""
+        database and truncate it. Rows of files still in progress are never pruned, nor is the
+        `reid` table: it is the only way back from a pseudonym, however old the study."""
         now = time.time() if now is None else now
         files = beats = 0
         if keep_days > 0:
             cutoff = now - keep_days * 86_400
-            files = self._db.execute(
-                "DELETE FROM files WHERE outcome != 'claimed' AND finished_at < ?", (cutoff,)
-            ).rowcount
-            beats = self._db.execute("DELETE FROM heartbeats WHERE at < ?", (cutoff,)).rowcount
+            files = self._prune("files", "outcome != 'claimed' AND finished_at < ?", cutoff)
+            beats = self._prune("heartbeats", "at < ?", cutoff)
         busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
                 "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
 
+    def _prune(self, table: str, condition: str, cutoff: float) -> int:
+        """Delete in small transactions: one DELETE of a year of rows would hold the write lock
+        past the main thread's busy timeout, and a journal write failing there ends the daemon."""
+        total = 0
+        sql = (f"DELETE FROM {table} WHERE rowid IN "  # noqa: S608 - our own constant clauses
+               f"(SELECT rowid FROM {table} WHERE {condition} LIMIT ?)")
+        while True:
+            n = self._db.execute(sql, (cutoff, PRUNE_BATCH)).rowcount
+            total += n
+            if n < PRUNE_BATCH:
+                return total
+
     def record_reid(self, pairs: Iterable[tuple[str, str, str]]) -> int:
-        """Store re-identification pairs (kind, pseudonym, original); returns how many were new."""
+        """Store re-identification pairs (kind, pseudonym, original); returns how many were new.
+
+        One transaction, synced to disk before it returns (synchronous=FULL): the daemon removes
+        the input next, and these rows are the only way back. The journal's NORMAL lets a power
+        cut roll back its last commits, which the audit rows can afford and the map cannot.
+        """
         now = time.time()
-        cur = self._db.executemany(
-            "INSERT OR IGNORE INTO reid(pseudonym, kind, original, first_seen) VALUES(?, ?, ?, ?)",
-            [(pseudonym, kind, original, now) for kind, pseudonym, original in pairs],
-        )
+        rows = [(pseudonym, kind, original, now) for kind, pseudonym, original in pairs]
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.executemany(
+                    "INSERT OR IGNORE INTO reid(pseudonym, kind, original, first_seen) "
+                    "VALUES(?, ?, ?, ?)", rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         return max(cur.rowcount, 0)
 
 
@@ -175,7 +206,9 @@ def open_readonly(path: Path) -> sqlite3.Connection:
         db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
     except sqlite3.OperationalError:
         # An operator in the daemon's group may read the files but not write the WAL index:
-        # read without locking (the answer may miss the last instants; status can live with it).
+        # read the main file without locking. immutable=1 ignores the WAL, so the answer misses
+        # what is not checkpointed yet, and a checkpoint meanwhile can make the read fail
+        # (DatabaseError, which `status` reports); the service user gets the exact answer.
         db.close()
         db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
     db.execute("PRAGMA query_only=ON")

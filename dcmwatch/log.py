@@ -11,6 +11,8 @@ fields, so journald keeps it whole and monitoring can query it. Two rules keep P
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import stat
@@ -102,6 +104,8 @@ class ReopeningFile:
         self._lock = threading.Lock()
         self._fd = -1
         self._id = (0, 0)
+        #: True from a failed write until one succeeds again: one stderr line per stretch.
+        self._failing = False
         self._open()
 
     def _open(self) -> None:
@@ -125,13 +129,35 @@ class ReopeningFile:
         return (st.st_dev, st.st_ino) != self._id
 
     def write_line(self, line: str) -> None:
+        """Never raises: a log call sits in the daemon's main loop and its error handlers, so a
+        full or unwritable log disk must cost log lines (said once on stderr), not the daemon."""
         data = line.encode("utf-8", "replace")
         with self._lock:
-            if self._rotated():
-                self._open()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            reopened = True
+            try:
+                if self._rotated():
+                    self._open()
+            except OSError as exc:  # keep writing to the file still open, if any
+                self._failed(exc)
+                reopened = False
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except OSError as exc:
+                self._failed(exc)
+                return
+            if reopened:
+                self._failing = False
+
+    def _failed(self, exc: OSError) -> None:
+        if self._failing:
+            return
+        self._failing = True
+        name = errno.errorcode.get(exc.errno or 0, "unknown")
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"dcmwatch: log file {self.path}: cannot write ({name}); "
+                             "lines are lost until it works again\n")
 
     def close(self) -> None:
         with self._lock:

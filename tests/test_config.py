@@ -83,6 +83,32 @@ class TestLayout:
         assert message in str(err.value)
 
 
+class TestFolders:
+    @pytest.mark.parametrize(
+        ("paths", "key"),
+        [
+            ('archive = "inbox"', "paths.archive"),  # retention would delete unprocessed inputs
+            ('archive = "."', "paths.archive"),  # ... and the outbox, the journal, the work area
+            ('archive = "outbox/originals"', "paths.archive"),  # originals to the outbox readers
+            ('archive = "inbox/done"', "paths.archive"),  # archived files taken again
+            ('archive = "state"', "paths.archive"),  # retention would delete the journal
+            ('archive = "quarantine"', "paths.archive"),
+            ('quarantine = "outbox/q"', "paths.quarantine"),
+            ('quarantine = "inbox"', "paths.quarantine"),
+        ],
+    )
+    def test_folders_holding_originals_stay_apart(self, tmp_path: Path, paths: str,
+                                                  key: str) -> None:
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as err:
+            _load(tmp_path, f"[paths]\n{paths}\n")
+        assert str(err.value).startswith(str(tmp_path / "site.toml"))
+
+    def test_archive_inside_the_state_folder_or_elsewhere_is_fine(self, tmp_path: Path) -> None:
+        assert _load(tmp_path, "").paths.archive == tmp_path / "state" / "archive"
+        cfg = _load(tmp_path, '[paths]\narchive = "/srv/archive"\n')
+        assert cfg.paths.archive == Path("/srv/archive")
+
+
 class TestReloadScope:
     def test_sections_a_sighup_cannot_apply_are_named(self, tmp_path: Path) -> None:
         old = _load(tmp_path, "")

@@ -176,6 +176,32 @@ class TestLogFile:
                                                                                  "three"]
         assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
+    def test_a_log_file_that_cannot_be_written_never_raises(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A log call runs in the main loop (and in its error handlers): a rotated path that
+        cannot be reopened, or a failing write, costs lines and one stderr note, not the daemon."""
+        path = tmp_path / "d.log"
+        out = io.StringIO()
+        log.configure("json", "info", stream=out, file=path)
+        structlog.get_logger().info("one")
+        path.rename(tmp_path / "d.log.1")
+        path.mkdir()  # the reopen fails (EISDIR): the open file keeps the lines
+        structlog.get_logger().info("two")
+        structlog.get_logger().info("three")
+        assert [json.loads(x)["event"] for x in out.getvalue().splitlines()] == ["one", "two",
+                                                                                 "three"]
+        assert [json.loads(x)["event"] for x in (tmp_path / "d.log.1").read_text().splitlines()] \
+            == ["one", "two", "three"]
+        assert capsys.readouterr().err.count("cannot write") == 1
+
+        f = log.ReopeningFile(tmp_path / "e.log")
+        os.close(f._fd)  # every write fails now (EBADF)
+        f.write_line("lost\n")
+        f.write_line("lost too\n")
+        assert capsys.readouterr().err.count("cannot write (EBADF)") == 1
+        f._fd = -1
+
     def test_file_only(self, tmp_path: Path) -> None:
         path = tmp_path / "d.log"
         out = io.StringIO()
@@ -198,6 +224,34 @@ class TestJournal:
         assert done["checkpoint_busy"] == 0
         rows = j._db.execute("SELECT claim_id FROM files").fetchall()
         assert rows == [("inflight",)]
+        j.close()
+
+    def test_maintain_never_prunes_the_reid_map(self, tmp_path: Path) -> None:
+        """However old, a pseudonym must stay reversible while the map is kept."""
+        j = journal.Journal(tmp_path / "j.sqlite3")
+        j.record_reid([("PatientID", "ANONX", "ID1")])
+        j.maintain(1.0, now=time.time() + 3650 * 86_400)
+        j.close()
+        assert journal.lookup_reid(tmp_path / "j.sqlite3", "ANONX") == [("PatientID", "ID1")]
+
+    def test_maintain_prunes_in_short_transactions(self, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        """A first prune of years of rows must not hold the write lock for long: the main
+        thread's journal writes give up after their busy timeout (and that ends the daemon)."""
+        monkeypatch.setattr(journal, "PRUNE_BATCH", 3, raising=False)
+        j = journal.Journal(tmp_path / "j.sqlite3")
+        for i in range(10):
+            j.finished(f"old{i}", outcome="processed")
+            j.heartbeat(0, i, 0)
+        j.claimed("inflight", 10)
+        statements: list[str] = []
+        j._db.set_trace_callback(statements.append)
+        done = j.maintain(1.0, now=time.time() + 2 * 86_400)
+        j._db.set_trace_callback(None)
+        assert (done["pruned_files"], done["pruned_heartbeats"]) == (10, 10)
+        deletes = [s for s in statements if s.lstrip().upper().startswith("DELETE")]
+        assert len(deletes) == 2 * 4  # 3 + 3 + 3 + 1 rows per table, each its own transaction
+        assert j._db.execute("SELECT claim_id FROM files").fetchall() == [("inflight",)]
         j.close()
 
     def test_old_heartbeats_table_gains_its_column(self, tmp_path: Path) -> None:
@@ -245,6 +299,17 @@ class TestStatus:
         status.render(data, Console(file=out, width=100))
         text = out.getvalue() + status.render_json(data)
         assert "not_dicom" in text and find_markers(text) == []
+
+    def test_an_unreadable_database_is_a_message_not_a_traceback(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from dcmwatch import cli
+
+        cfg = write_config(tmp_path)
+        (tmp_path / "state").mkdir()
+        (tmp_path / "state" / "journal.sqlite3").write_bytes(b"not a database" * 100)
+        assert cli.main(["status", "--config", str(cfg)], env={}) == cli.EXIT_FAILED
+        assert "cannot read the state database (DatabaseError)" in capsys.readouterr().err
 
     def test_never_creates_the_database(self, tmp_path: Path) -> None:
         cfg = _cfg(tmp_path)

@@ -71,6 +71,22 @@ def test_journal_records_idempotently_with_a_private_mode(tmp_path: Path) -> Non
     assert lookup_reid(tmp_path / "absent.sqlite3", "ANONX") is None
 
 
+def test_pairs_are_committed_at_once_and_synced(tmp_path: Path) -> None:
+    """The input is removed right after: the map's rows are committed in one transaction with
+    synchronous=FULL (the WAL synced), not left to NORMAL, which a power cut may roll back."""
+    journal = Journal(tmp_path / FILENAME)
+    seen: list[str] = []
+    journal._db.set_trace_callback(seen.append)
+    journal.record_reid([("PatientID", "ANONX", "ID1"), ("PatientName", "ANONX", "DOE^J")])
+    journal._db.set_trace_callback(None)
+    inserts = [i for i, sql in enumerate(seen) if sql.startswith("INSERT")]
+    full = seen.index("PRAGMA synchronous=FULL")
+    assert len(inserts) == 2 and full < seen.index("BEGIN IMMEDIATE") < inserts[0]
+    assert inserts[-1] < seen.index("COMMIT") < seen.index("PRAGMA synchronous=NORMAL")
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again
+    journal.close()
+
+
 class TestLookup:
     def _map(self, tmp_path: Path) -> str:
         cfg = write_config(tmp_path, "reid_map = true")
@@ -104,6 +120,24 @@ class TestLookup:
         assert got.out == ""
         assert '"reid.lookup"' in got.err and '"found": false' in got.err
         assert find_markers(got.err) == []
+
+    def test_the_audit_event_reaches_the_log_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """stderr is the operator's own terminal: with `[log] file` the site's log records the
+        lookup too, and without a writable log file there is no lookup."""
+        cfg = Path(self._map(tmp_path))
+        cfg.write_text(cfg.read_text().replace("[log]\n", '[log]\nfile = "audit.log"\n'))
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 0
+        events = [json.loads(x) for x in (tmp_path / "audit.log").read_text().splitlines()]
+        assert [(e["event"], e["found"]) for e in events] == [("reid.lookup", True)]
+        assert find_markers((tmp_path / "audit.log").read_text()) == []
+        capsys.readouterr()
+        (tmp_path / "audit.log").unlink()
+        (tmp_path / "audit.log").mkdir()
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 2
+        got = capsys.readouterr()
+        assert got.out == "" and "log.file" in got.err
 
     def test_disabled_map_is_a_clear_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
