@@ -118,6 +118,7 @@ class DaskEngine:
 
     def __init__(self, config: Config, *, address: str | None = None,
                  local_workers: int | None = None) -> None:
+        import dask  # noqa: PLC0415 - the [cluster] extra, only for cluster runs
         from distributed import Client, LocalCluster, as_completed  # noqa: PLC0415
 
         # Dask's INFO lines (workers joining, dashboard) would each become a library.warning.
@@ -126,6 +127,9 @@ class DaskEngine:
         self._config = config
         self._cluster: Any = None
         if local_workers is not None:
+            # One task per worker thread at a time: a batch that kills its worker then shares
+            # the blame with no queued neighbour (see README: set it on real schedulers too).
+            dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
             self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=local_workers, threads_per_worker=1, processes=True,
                 host="127.0.0.1", dashboard_address="127.0.0.1:0",
