@@ -42,8 +42,10 @@ class Batch:
     items: tuple[Item, ...]
     outbox: str
     quarantine: str
-    #: Times this (single-file) batch was lost with a crashed local pool.
+    #: Times this (single-file) batch crashed its pool while running alone.
     crashes: int = 0
+    #: Run with nothing else in flight (a suspect after a local pool crash).
+    isolated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

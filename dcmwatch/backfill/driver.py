@@ -80,6 +80,7 @@ class Driver:
         self.digest = config_digest(config, options)
         self._key = config.key()
         self._errors = 0
+        self._isolating = False
 
     def run(self) -> Tally:
         journal = BackfillJournal(self.options.journal)
@@ -91,19 +92,25 @@ class Driver:
                           already_done=journal.done_count(self.digest))
             fresh = self._batches(journal, window)
             retry: deque[Batch] = deque()
+            suspects: deque[Batch] = deque()
             inflight = 0
             while True:
-                while inflight < window:
+                while inflight < window and not suspects and not self._isolating:
                     batch = retry.popleft() if retry else next(fresh, None)
                     if batch is None:
                         break
                     self.engine.submit(batch)
                     inflight += 1
+                if suspects and inflight == 0:
+                    self.engine.submit(suspects.popleft())
+                    self._isolating = True
+                    inflight = 1
                 if inflight == 0:
                     break
                 for done in self.engine.wait():
                     inflight -= 1
-                    self._settle(done, journal, retry)
+                    self._isolating = False
+                    self._settle(done, journal, retry, suspects)
         finally:
             journal.close()
             self.reporter.close()
@@ -136,7 +143,8 @@ class Driver:
     def _batch(self, items: list[Item]) -> Batch:
         return Batch(tuple(items), self.options.outbox, self.options.quarantine)
 
-    def _settle(self, done: Done, journal: BackfillJournal, retry: deque[Batch]) -> None:
+    def _settle(self, done: Done, journal: BackfillJournal, retry: deque[Batch],
+                suspects: deque[Batch]) -> None:
         if done.results is not None:
             self._errors = 0
             self._record(done.results, journal)
@@ -153,17 +161,45 @@ class Driver:
             if self._errors >= MAX_BATCH_ERRORS:
                 raise EngineFailed(f"{self._errors} batches in a row failed ({failure.error})")
             return
-        if len(batch.items) > 1:  # a worker died running it: find the file that did it
-            mid = len(batch.items) // 2
-            retry.append(replace(batch, items=batch.items[:mid], crashes=0))
-            retry.append(replace(batch, items=batch.items[mid:], crashes=0))
-            self.tally.splits += 1
-            self.log.warning("backfill.batch_split", error=failure.error,
-                             files=len(batch.items))
+        if failure.kind == "crashed":
+            self._settle_crash(batch, journal, suspects)
             return
-        if failure.kind == "crashed" and batch.crashes + 1 < self.config.workers.max_attempts:
-            retry.append(replace(batch, crashes=batch.crashes + 1))
+        # Dask blamed this batch (`KilledWorker`, after its own retries): halve it until the
+        # file that kills workers stands alone.
+        if len(batch.items) > 1:
+            self._split(batch, retry, failure.error)
             return
+        self._quarantine_poison(batch, journal)
+
+    def _settle_crash(self, batch: Batch, journal: BackfillJournal,
+                      suspects: deque[Batch]) -> None:
+        """A local pool broke: every batch in flight failed, the innocent with the guilty.
+        Each is rerun alone; only a batch that crashes alone is halved, and only a single file
+        that crashes alone `workers.max_attempts` times is declared poison."""
+        if not batch.isolated:
+            suspects.append(replace(batch, isolated=True))
+            return
+        if len(batch.items) > 1:
+            self._split(batch, suspects, "BrokenProcessPool", front=True)
+            return
+        if batch.crashes + 1 < self.config.workers.max_attempts:
+            suspects.appendleft(replace(batch, crashes=batch.crashes + 1))
+            return
+        self._quarantine_poison(batch, journal)
+
+    def _split(self, batch: Batch, queue: deque[Batch], error: str, *,
+               front: bool = False) -> None:
+        mid = len(batch.items) // 2
+        halves = [replace(batch, items=batch.items[:mid], crashes=0),
+                  replace(batch, items=batch.items[mid:], crashes=0)]
+        if front:
+            queue.extendleft(reversed(halves))
+        else:
+            queue.extend(halves)
+        self.tally.splits += 1
+        self.log.warning("backfill.batch_split", error=error, files=len(batch.items))
+
+    def _quarantine_poison(self, batch: Batch, journal: BackfillJournal) -> None:
         item = batch.items[0]
         result = quarantine(item, batch, self.config, "killed_worker",
                             "the file ended the worker process that read it")

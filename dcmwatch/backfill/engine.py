@@ -137,6 +137,8 @@ class DaskEngine:
             self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
         else:
             self._client = Client(address)  # type: ignore[no-untyped-call]
+        # Import the core on every worker now, not inside the first batches.
+        self._client.run(_warm)
         info = self._client.scheduler_info()
         self.slots = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
         self._workers = len(info["workers"])
@@ -180,3 +182,7 @@ class DaskEngine:
 
 def _noop() -> None:
     return None
+
+
+def _warm() -> None:
+    import dcmwatch.backfill.batch  # noqa: F401, PLC0415 - pydicom, numpy, the core

@@ -146,7 +146,7 @@ class TestCluster:
         quarantined with a reason, and every other file comes out."""
         config = load_config(tmp_path)
         src = tmp_path / "src"
-        series = sorted(p for p in (corpus / "p0").rglob("*") if p.is_file())
+        series = sorted(p for p in (corpus / "p0").rglob("*") if p.is_file())[:49]
         src.mkdir()
         for p in series:
             (src / p.name).write_bytes(p.read_bytes())
@@ -155,12 +155,12 @@ class TestCluster:
         client = distributed.Client(cluster.scheduler_address)
         client.register_plugin(PoisonPlugin(POISON_MARKER), name=PoisonPlugin.name)
         try:
-            tally = run_driver(config, tmp_path, cluster, (str(src),), batch=4)
+            tally = run_driver(config, tmp_path, cluster, (str(src),), batch=2)
         finally:
             client.unregister_worker_plugin(PoisonPlugin.name)
             client.close()
         assert (tally.processed, tally.quarantined, tally.failed) == (len(series), 1, 0)
-        assert tally.splits >= 2
+        assert tally.splits >= 1  # 50 inputs in batches of 2: the poison had a neighbour
         ident = identity(config.key(), str(poison))
         sidecar = json.loads((tmp_path / "quarantine" / f"{ident}.json").read_text())
         assert sidecar["reason"] == "killed_worker"
