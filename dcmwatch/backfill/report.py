@@ -58,7 +58,8 @@ class Reporter:
         self._bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[quarantined]}"),
-            TimeRemainingColumn(), console=Console(stderr=True),
+            TimeRemainingColumn(), console=Console(stderr=True), redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._task = self._bar.add_task("de-identifying", total=None, rate="",
                                         quarantined="")
