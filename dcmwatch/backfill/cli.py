@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 def run(config: Config, args: argparse.Namespace, log: Any) -> int:
     srcs = tuple(str(p) for p in args.paths)
     if not srcs and args.manifest is None:
-        log.error("process.usage", problem="no SRC and no --manifest")
+        print("dcmwatch: process: name at least one SRC or a --manifest", file=sys.stderr)
         return EXIT_USAGE
     missing = sum(1 for s in srcs if not locations.is_remote(s) and not os.path.exists(s))
     if args.manifest is not None and not os.path.isfile(args.manifest):
         missing += 1
     if missing:
-        log.error("process.usage", problem="input paths do not exist", missing=missing)
+        print(f"dcmwatch: {missing} input path(s) do not exist", file=sys.stderr)
         return EXIT_USAGE
     options = Options(
         sources=srcs, manifest=args.manifest,
