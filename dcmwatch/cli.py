@@ -12,21 +12,16 @@ import json
 import os
 import sqlite3
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dcmwatch import __version__, keys, store
+from dcmwatch import __version__, keys
 from dcmwatch import config as config_mod
 from dcmwatch import log as log_mod
+from dcmwatch.backfill import args as backfill_args
 from dcmwatch.config import Config
 from dcmwatch.errors import ConfigError, DcmwatchError
-from dcmwatch.job import Outcome, Task
-
-if TYPE_CHECKING:
-    from dcmwatch.journal import Journal
 
 EXIT_OK = 0
 EXIT_QUARANTINED = 1
@@ -64,7 +59,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.command == "run":
         log_mod.get().info("config.loaded", source=config.source, key_origin=key.origin)
         return _run(config, env)
-    return process(config, args.paths)
+    return process(config, args)
 
 
 def _operator_command(args: argparse.Namespace, config: Config, env: Mapping[str, str]) -> int:
@@ -136,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help=cfg_help)
     proc = sub.add_parser("process", help="process files and folders once, into the outbox")
     proc.add_argument("--config", "-c", help=cfg_help)
-    proc.add_argument("paths", nargs="+", type=Path, help="files or folders (recursive)")
+    backfill_args.add_arguments(proc)
     check = sub.add_parser("check-config", help="validate and print the effective configuration")
     check.add_argument("--config", "-c", help=cfg_help)
     status = sub.add_parser("status", help="what the daemon did and what waits (no daemon needed)")
@@ -160,9 +155,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _suggest_masks(config: Config, folder: Path, n: int) -> int:
+    from dcmwatch.backfill.sources import iter_sources  # noqa: PLC0415
     from dcmwatch.ocr.cli import suggest_masks  # noqa: PLC0415 - loads an OCR engine
 
-    return suggest_masks(config, folder, n, iter_inputs([folder]))
+    files = (Path(f) for f in iter_sources([str(folder)]))
+    return suggest_masks(config, folder, n, files)
 
 
 # -- preview --------------------------------------------------------------------------------------
@@ -259,139 +256,8 @@ def lookup(config: Config, pseudonym: str) -> int:
 
 
 # -- batch mode -----------------------------------------------------------------------------------
-def iter_inputs(paths: Sequence[Path]) -> Iterator[Path]:
-    """Files named, and every file below folders named; hidden names and links skipped."""
-    for p in paths:
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    full = Path(root) / name
-                    if not name.startswith(".") and not full.is_symlink():
-                        yield full
-        else:
-            yield p
+def process(config: Config, args: argparse.Namespace) -> int:
+    """A backfill over inputs that are never modified or removed (see `dcmwatch.backfill`)."""
+    from dcmwatch.backfill.cli import run  # noqa: PLC0415 - keeps `run` and `--version` light
 
-
-def process(config: Config, paths: Sequence[Path]) -> int:
-    """Run the daemon's per-file step over inputs, which are never modified or removed."""
-    from dcmwatch.daemon import new_claim_id  # noqa: PLC0415
-    from dcmwatch.workers import Pool  # noqa: PLC0415
-
-    log = log_mod.get()
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        print(f"dcmwatch: {len(missing)} input path(s) do not exist", file=sys.stderr)
-        return EXIT_USAGE
-    for folder in (config.paths.outbox, config.paths.quarantine):
-        store.ensure_dir(folder)
-    reid = _reid_journal(config)
-    files = list(iter_inputs(paths))
-    started = time.monotonic()
-    counts = {"processed": 0, "quarantined": 0, "failed": 0}
-    pool = Pool(config)
-    window = pool.size * config.workers.prefetch
-    inflight: dict[Future[Outcome], Task] = {}
-    progress = _progress(len(files))
-    try:
-        todo = iter(files)
-        exhausted = False
-        while inflight or not exhausted:
-            while not exhausted and len(inflight) < window:
-                path = next(todo, None)
-                if path is None:
-                    exhausted = True
-                    break
-                task = Task(str(path), new_claim_id(), batch=True)
-                inflight[pool.submit(task)] = task
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            for fut in done:
-                task = inflight.pop(fut)
-                outcome = fut.result()
-                if reid is not None and outcome.reid:
-                    reid.record_reid(outcome.reid)
-                _settle_batch(config, task, outcome, counts, log)
-                if progress is not None:
-                    progress.advance()
-    finally:
-        pool.shutdown(wait=True)
-        if reid is not None:
-            reid.close()
-        if progress is not None:
-            progress.close()
-    seconds = time.monotonic() - started
-    log.info("process.finished", files=len(files), **counts,
-             duration_ms=round(seconds * 1000, 1),
-             files_per_s=round(len(files) / seconds, 1) if seconds > 0 else None)
-    return EXIT_OK if counts["quarantined"] == 0 and counts["failed"] == 0 else EXIT_QUARANTINED
-
-
-def _reid_journal(config: Config) -> Journal | None:
-    """The state database, opened only to record the re-identification map when it is on."""
-    if not config.deid.reid_map:
-        return None
-    from dcmwatch.journal import FILENAME, Journal  # noqa: PLC0415
-
-    store.ensure_dir(config.paths.state)
-    return Journal(config.paths.state / FILENAME, mode=config.output.file_mode)
-
-
-def _settle_batch(config: Config, task: Task, outcome: Outcome, counts: dict[str, int],
-                  log: Any) -> None:
-    if outcome.findings:
-        log.warning("ocr.finding", claim_id=task.claim_id, policy=config.ocr.policy,
-                    count=len(outcome.findings), findings=[f.as_dict() for f in outcome.findings])
-    if outcome.status == "processed":
-        counts["processed"] += 1
-        log.debug("file.processed", claim_id=task.claim_id, output=outcome.output,
-                  bytes=outcome.bytes_in, duration_ms=outcome.duration_ms)
-        return
-    if outcome.status == "transient":
-        counts["failed"] += 1
-        log.error("file.failed", claim_id=task.claim_id, reason=outcome.reason,
-                  message=outcome.message)
-        return
-    sidecar = {"event": "file.quarantined", "claim_id": task.claim_id, "reason": outcome.reason,
-               "message": outcome.message, "bytes": outcome.bytes_in, "mode": "process",
-               "dcmwatch_version": __version__}
-    if outcome.findings:
-        sidecar["ocr_findings"] = [f.as_dict() for f in outcome.findings]
-    try:
-        store.quarantine(Path(task.path), config.paths.quarantine, task.claim_id, sidecar,
-                         mode=config.output.file_mode, keep_source=True)
-    except (DcmwatchError, OSError):
-        counts["failed"] += 1
-        log.error("file.failed", claim_id=task.claim_id, reason="quarantine_failed")
-        return
-    counts["quarantined"] += 1
-    log.warning("file.quarantined", claim_id=task.claim_id, reason=outcome.reason,
-                message=outcome.message, bytes=outcome.bytes_in)
-
-
-class _Bar:
-    def __init__(self, total: int) -> None:
-        from rich.console import Console  # noqa: PLC0415 - only on a terminal
-        from rich.progress import (  # noqa: PLC0415
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TimeRemainingColumn,
-        )
-
-        self._progress = Progress(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), transient=False,
-            console=Console(stderr=True),
-        )
-        self._task = self._progress.add_task("de-identifying", total=total)
-        self._progress.start()
-
-    def advance(self) -> None:
-        self._progress.advance(self._task)
-
-    def close(self) -> None:
-        self._progress.stop()
-
-
-def _progress(total: int) -> _Bar | None:
-    return _Bar(total) if sys.stderr.isatty() and total > 0 else None
+    return run(config, args, log_mod.get())

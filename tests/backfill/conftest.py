@@ -1,0 +1,87 @@
+"""A Dask LocalCluster shared by the backfill tests, 200 synthetic inputs and their expected
+outputs computed by the daemon's own per-file step (`job.process`) in this process."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dcmwatch import config as config_mod
+from dcmwatch import job, keys
+from dcmwatch.config import Config
+from dcmwatch.testing.synth import write_series
+from tests.conftest import write_config
+
+distributed = pytest.importorskip("distributed")
+SMALL = {"rows": 32, "columns": 32}
+N_FILES = 200
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """Two single-threaded worker processes on loopback. A task is blamed for a dead worker
+    after two deaths (allowed-failures 1) and each worker holds one task at a time, so a
+    poison file is isolated quickly and never drags a queued neighbour with it."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None)
+        try:
+            yield c
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200 synthetic CT files in 4 series, in nested folders."""
+    root = tmp_path_factory.mktemp("corpus")
+    for i in range(4):
+        write_series(root / f"p{i}" / "s", N_FILES // 4, seed=i, patient_index=i, **SMALL)
+    return root
+
+
+def load_config(root: Path, extra: str = "") -> Config:
+    cfg = config_mod.load(write_config(root, extra))
+    return cfg.with_secret(keys.resolve(cfg.deid, {}, create=False).key)
+
+
+@pytest.fixture(scope="session")
+def expected(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The in-process outputs: `job.process`, file by file, as the daemon runs it."""
+    root = tmp_path_factory.mktemp("inproc")
+    config = load_config(root)
+    for i, path in enumerate(sorted(p for p in corpus.rglob("*") if p.is_file())):
+        outcome = job.process(job.Task(str(path), f"t{i}", batch=True), config)
+        assert outcome.status == "processed", outcome
+    return tree(root / "outbox")
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def journal_rows(path: Path) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(
+            "SELECT ident, outcome, output, sha256_out, reason FROM backfill").fetchall()
+    finally:
+        db.close()
+
+
+def assert_journal_agrees(journal: Path, outbox: Path, n: int) -> None:
+    rows = journal_rows(journal)
+    assert len(rows) == n
+    assert len({r[0] for r in rows}) == n
+    for _ident, outcome, output, sha, _reason in rows:
+        assert outcome == "processed"
+        assert hashlib.sha256((outbox / output).read_bytes()).hexdigest() == sha
