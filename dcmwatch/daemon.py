@@ -57,6 +57,8 @@ class _InFlight:
     mtime_ns: int
     #: In flight when a worker died: runs alone until done, so a crash can be attributed.
     suspect: bool = False
+    #: First sight in the inbox (monotonic): `latency_ms` runs from here to the durable output.
+    seen: float | None = None
 
 
 @dataclass(slots=True)
@@ -259,11 +261,12 @@ class Daemon:
             if self._ready:
                 self._submit(self._ready.popleft())
                 continue
-            path = self.intake.take()
-            if path is None:
+            taken = self.intake.take_seen()
+            if taken is None:
                 return
-            item = self._claim(path)
+            item = self._claim(taken[0])
             if item is not None:
+                item.seen = taken[1]
                 self._submit(item)
 
     def _claim(self, path: str) -> _InFlight | None:
@@ -372,7 +375,7 @@ class Daemon:
         )
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
-        latency = (time.time_ns() - item.mtime_ns) / 1e6 if item.origin is not None else None
+        latency = (time.monotonic() - item.seen) * 1000 if item.seen is not None else None
         self.log.info(
             "file.processed", claim_id=item.task.claim_id, output=outcome.output,
             bytes=outcome.bytes_in, bytes_out=outcome.bytes_out,

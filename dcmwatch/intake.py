@@ -40,6 +40,8 @@ class _Settling:
     size: int
     mtime_ns: int
     due: float
+    #: When the path was first offered (monotonic): the start of its drop-to-output latency.
+    seen: float
 
 
 class Intake:
@@ -51,7 +53,8 @@ class Intake:
         self.names = names
         self.clock = clock
         self._lock = threading.Lock()
-        self._pending: OrderedDict[str, None] = OrderedDict()
+        #: path -> when it was first offered (monotonic), for the latency of each file.
+        self._pending: OrderedDict[str, float] = OrderedDict()
         self._settling: dict[str, _Settling] = {}
         self._wakeup = threading.Event()
         #: Set when a path was dropped because the queue was full; the daemon rescans later.
@@ -75,10 +78,13 @@ class Intake:
             st = os.lstat(path)
         except FileNotFoundError:
             return
+        now = self.clock()
         with self._lock:
             if path in self._pending:
                 return
-            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, self.clock() + delay)
+            old = self._settling.get(path)
+            seen = old.seen if old is not None else now
+            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + delay, seen)
 
     def _acceptable(self, path: str) -> bool:
         if self.names.ignored(path):
@@ -90,24 +96,29 @@ class Intake:
         return not any(part.startswith(".") for part in Path(rel).parts[:-1])
 
     def _enqueue(self, path: str) -> None:
+        now = self.clock()
         with self._lock:
-            self._settling.pop(path, None)
+            settling = self._settling.pop(path, None)
             if path in self._pending:
                 return
             if len(self._pending) >= self.max_pending:
                 self.overflowed = True
                 self.dropped += 1
                 return
-            self._pending[path] = None
+            self._pending[path] = settling.seen if settling is not None else now
         self._wakeup.set()
 
     # -- the daemon's side ----------------------------------------------------------------
     def take(self) -> str | None:
+        taken = self.take_seen()
+        return taken[0] if taken is not None else None
+
+    def take_seen(self) -> tuple[str, float] | None:
+        """The oldest queued path and when it was first offered (`clock` time)."""
         with self._lock:
             if not self._pending:
                 return None
-            path, _ = self._pending.popitem(last=False)
-            return path
+            return self._pending.popitem(last=False)
 
     def depth(self) -> int:
         with self._lock:
@@ -133,7 +144,8 @@ class Intake:
                 self._enqueue(path)
             else:
                 with self._lock:
-                    self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + self.settle)
+                    self._settling[path] = _Settling(st.st_size, st.st_mtime_ns,
+                                                     now + self.settle, seen.seen)
 
     def wait(self, timeout: float) -> None:
         self._wakeup.wait(timeout)

@@ -83,3 +83,31 @@ class TestIntake:
         clock.now += 3
         i.tick()
         assert i.take() == str(tmp_path / "fresh.dcm")
+
+
+class TestFirstSight:
+    """`take_seen` reports when a path was first offered: the start of the latency logged in
+    `file.processed`, so the time a file spent settling or queued counts against dcmwatch."""
+
+    def test_complete_file_seen_when_offered(self, tmp_path: Path) -> None:
+        clock = FakeClock()
+        i = _intake(tmp_path, clock)
+        i.offer(str(tmp_path / "a.dcm"), complete=True)
+        clock.now += 7.0
+        i.offer(str(tmp_path / "a.dcm"), complete=True)  # a repeated hint changes nothing
+        assert i.take_seen() == (str(tmp_path / "a.dcm"), 1000.0)
+        assert i.take_seen() is None
+
+    def test_settling_keeps_the_first_sight(self, tmp_path: Path) -> None:
+        clock = FakeClock()
+        i = _intake(tmp_path, clock)
+        f = tmp_path / "slow.dcm"
+        f.write_bytes(b"a")
+        i.offer(str(f), complete=False)
+        clock.now += 2.5
+        with f.open("ab") as fh:
+            fh.write(b"more")
+        i.tick()  # changed: settles again, still first seen at 1000
+        clock.now += 2.5
+        i.tick()
+        assert i.take_seen() == (str(f), 1000.0)
