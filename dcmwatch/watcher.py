@@ -45,18 +45,31 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileClosedEvent):  # close after write (inotify only)
             self._offer(_s(event.src_path), True)
         elif isinstance(event, FileMovedEvent):  # renamed into (or within) the inbox
-            self._offer(_s(event.dest_path), True)
+            if event.dest_path:  # empty: renamed out of the inbox (full inotify events)
+                self._offer(_s(event.dest_path), True)
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             # No close event may follow (hard link, NFS, a writer that keeps it open): settle.
             self._offer(_s(event.src_path), False)
         elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
             # A folder moved in whole carries files no event will ever announce.
             path = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
-            self._on_new_dir(_s(path))
+            if path:
+                self._on_new_dir(_s(path))
 
 
 def _s(path: Any) -> str:
     return os.fsdecode(path)
+
+
+def _native() -> Any:
+    """inotify with *full* events where available: a file renamed into the inbox from a folder
+    outside it (an MTA's or storescp's temporary folder) then arrives as a move, complete at
+    once; plain watchdog reports it as a creation, which would make it wait `settle_seconds`."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux only
+    except (ImportError, OSError, AttributeError):
+        return Observer()
+    return InotifyObserver(generate_full_events=True)
 
 
 class Watcher:
@@ -74,7 +87,7 @@ class Watcher:
             observer: Any = PollingObserver(timeout=self.poll_seconds)
             self.kind = "polling"
         else:
-            observer = Observer()
+            observer = _native()
             self.kind = type(observer).__name__.replace("Observer", "").lower() or "native"
         observer.daemon = True
         observer.schedule(self._handler, str(self.inbox), recursive=True)

@@ -1,0 +1,107 @@
+"""RSS and CPU of a process tree, read from /proc (Linux), so every contender is measured alike.
+
+RSS is the sum of each process's resident set (shared pages counted once per process, as `ps`
+and the issue's target count them). CPU is user + system time from /proc/<pid>/stat: a snapshot
+at the start and at the end of a measurement, with workers that live throughout, is exact; a
+process that starts or ends in between is counted from the sampler's last look at it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                out.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree(root: int) -> list[int]:
+    """`root` and all its descendants alive now."""
+    pids, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        pids.append(pid)
+        stack.extend(children(pid))
+    return pids
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+@dataclass(slots=True)
+class TreeSampler:
+    """Samples a tree's summed RSS every `interval` seconds in a thread; tracks CPU per pid."""
+
+    root: int
+    interval: float = 0.02
+    peak_rss: int = 0
+    _start_cpu: dict[int, float] = field(default_factory=dict)
+    _last_cpu: dict[int, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> TreeSampler:
+        for pid in tree(self.root):
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                self._start_cpu[pid] = cpu
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        total = 0
+        for pid in tree(self.root):
+            total += rss_bytes(pid)
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                self._last_cpu[pid] = cpu
+        self.peak_rss = max(self.peak_rss, total)
+
+    def stop(self) -> TreeSampler:
+        self._sample()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        return self
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds the tree used between `start` and `stop`."""
+        return sum(last - self._start_cpu.get(pid, 0.0) for pid, last in self._last_cpu.items())
