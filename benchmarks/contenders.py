@@ -346,7 +346,8 @@ def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, r
         seconds = run.last_processed_wall() - t0
         result = Result(name, workers, len(staged), n_bytes, seconds, sampler.cpu,
                         sampler.peak_rss, run.latencies(),
-                        {"ready_s": round(ready_s, 3)})
+                        {"ready_s": round(ready_s, 3),
+                         "main_cpu_ms_per_file": round(sampler.root_cpu * 1000 / len(staged), 2)})
         if rate is not None:
             result.extra["offered_files_per_s"] = round(rate, 1)
     finally:

@@ -105,3 +105,8 @@ class TreeSampler:
     def cpu(self) -> float:
         """CPU seconds the tree used between `start` and `stop`."""
         return sum(last - self._start_cpu.get(pid, 0.0) for pid, last in self._last_cpu.items())
+
+    @property
+    def root_cpu(self) -> float:
+        """CPU seconds of the root process alone (the daemon's main process)."""
+        return self._last_cpu.get(self.root, 0.0) - self._start_cpu.get(self.root, 0.0)

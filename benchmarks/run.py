@@ -13,6 +13,7 @@ target is a ratio to the floor of the same run or a latency/RSS bound, printed P
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -42,6 +43,9 @@ P50_TARGET_MS = 20.0
 P99_TARGET_MS = 100.0
 BURST_RSS_TARGET_MB = 200.0
 READY_TARGET_S = 1.0
+#: side: floor, process, daemon at N workers; scaling: 1..N-1 workers; steady: half-peak load;
+#: compressed: JPEG 2000 and RLE; burst: small files waiting at start-up.
+PHASES = ("side", "scaling", "steady", "compressed", "burst")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +57,12 @@ class Settings:
     burst_size: int
     compressed: int
     seed: int
+    phases: frozenset[str] = frozenset(PHASES)
 
     @classmethod
-    def quick(cls, workers: int, seed: int) -> Settings:
+    def quick(cls, workers: int, seed: int, phases: frozenset[str]) -> Settings:
         return cls(files=6, size=64, workers=workers, burst=40, burst_size=32, compressed=2,
-                   seed=seed)
+                   seed=seed, phases=phases)
 
 
 @dataclass(slots=True)
@@ -76,8 +81,8 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "settings": self.settings.__dict__ if hasattr(self.settings, "__dict__") else {
-                k: getattr(self.settings, k) for k in self.settings.__slots__},
+            "settings": {k: sorted(v) if isinstance(v, frozenset) else v
+                         for k, v in dataclasses.asdict(self.settings).items()},
             "machine": self.machine,
             "results": [r.as_dict() for r in self.results],
             "targets": [{"target": t, "pass": ok, "measured": m} for t, ok, m in self.targets],
@@ -118,7 +123,10 @@ def run_all(s: Settings, root: Path) -> Report:
     n = s.workers
 
     # Side by side at N workers, then scaling with 1..N-1 (N is already measured).
-    for w in range(n, 0, -1):
+    widths = [n] if "side" in s.phases else []
+    if "scaling" in s.phases:
+        widths += list(range(n - 1, 0, -1))
+    for w in widths:
         _say(f"floor, {w} worker(s)")
         report.results.append(run_floor(root / f"floor-{w}", ct.paths, w, rules))
         if w == n:
@@ -129,13 +137,14 @@ def run_all(s: Settings, root: Path) -> Report:
         report.results.append(run_daemon(root / f"daemon-{w}", ct.paths, ct.total_bytes, w,
                                          rules))
 
-    peak = report.get("daemon e2e", n).files_per_s
-    rate = max(peak / 2, 1.0)
-    _say(f"steady load at {rate:.0f} files/s (half the daemon's peak)")
-    report.results.append(run_daemon(root / "steady", ct.paths, ct.total_bytes, n, rules,
-                                     name="daemon steady 50%", rate=rate))
+    if "steady" in s.phases:
+        peak = report.get("daemon e2e", n).files_per_s if "side" in s.phases else 100.0
+        rate = max(peak / 2, 1.0)
+        _say(f"steady load at {rate:.0f} files/s (half the daemon's peak)")
+        report.results.append(run_daemon(root / "steady", ct.paths, ct.total_bytes, n, rules,
+                                         name="daemon steady 50%", rate=rate))
 
-    for syntax in ("j2k", "rle"):
+    for syntax in ("j2k", "rle") if "compressed" in s.phases else ():
         _say(f"compressed {syntax}: generating {s.compressed}")
         corpus = data.compressed_series(root / "data" / syntax, s.compressed, seed=s.seed,
                                         size=s.size, syntax=syntax)
@@ -145,11 +154,13 @@ def run_all(s: Settings, root: Path) -> Report:
                                          corpus.total_bytes, n, rules,
                                          name=f"daemon e2e {syntax}"))
 
-    _say(f"burst: {s.burst} files of {s.burst_size}x{s.burst_size} waiting at start-up")
-    burst_root = root / "burst"
-    corpus = data.burst_files(burst_root / "inbox", s.burst, seed=s.seed, size=s.burst_size)
-    report.results.append(run_burst(burst_root, s.burst, corpus.paths, corpus.total_bytes, n,
-                                    rules))
+    if "burst" in s.phases:
+        _say(f"burst: {s.burst} files of {s.burst_size}x{s.burst_size} waiting at start-up")
+        burst_root = root / "burst"
+        corpus = data.burst_files(burst_root / "inbox", s.burst, seed=s.seed,
+                                  size=s.burst_size)
+        report.results.append(run_burst(burst_root, s.burst, corpus.paths, corpus.total_bytes,
+                                        n, rules))
 
     report.targets = targets(report, n)
     report.seconds = time.monotonic() - started
@@ -157,27 +168,31 @@ def run_all(s: Settings, root: Path) -> Report:
 
 
 def targets(report: Report, n: int) -> list[tuple[str, bool, str]]:
-    floor = report.get("floor", n)
-    e2e = report.get("daemon e2e", n)
-    steady = report.get("daemon steady 50%", n)
-    burst = report.get("daemon burst", n)
-    ratio = e2e.files_per_s / floor.files_per_s if floor.files_per_s else 0.0
-    p50 = steady.percentile(50) or 0.0
-    p99 = steady.percentile(99) or 0.0
-    rss = burst.peak_rss / 2**20
-    ready = burst.extra["ready_s"]
-    return [
-        (f"daemon e2e >= {RATIO_TARGET} x floor files/s", ratio >= RATIO_TARGET,
-         f"{ratio:.2f} x ({e2e.files_per_s:.0f} vs {floor.files_per_s:.0f} files/s)"),
-        (f"latency p50 <= {P50_TARGET_MS:.0f} ms at half peak", p50 <= P50_TARGET_MS,
-         f"{p50:.1f} ms"),
-        (f"latency p99 <= {P99_TARGET_MS:.0f} ms at half peak", p99 <= P99_TARGET_MS,
-         f"{p99:.1f} ms"),
-        (f"peak RSS <= {BURST_RSS_TARGET_MB:.0f} MB, {burst.files} waiting",
-         rss <= BURST_RSS_TARGET_MB, f"{rss:.0f} MB"),
-        (f"start-up to ready <= {READY_TARGET_S:.0f} s, {burst.files} present",
-         ready <= READY_TARGET_S, f"{ready:.2f} s"),
-    ]
+    out: list[tuple[str, bool, str]] = []
+    phases = report.settings.phases
+    if "side" in phases:
+        floor = report.get("floor", n)
+        e2e = report.get("daemon e2e", n)
+        ratio = e2e.files_per_s / floor.files_per_s if floor.files_per_s else 0.0
+        out.append((f"daemon e2e >= {RATIO_TARGET} x floor files/s", ratio >= RATIO_TARGET,
+                    f"{ratio:.2f} x ({e2e.files_per_s:.0f} vs {floor.files_per_s:.0f} files/s)"))
+    if "steady" in phases:
+        steady = report.get("daemon steady 50%", n)
+        p50 = steady.percentile(50) or 0.0
+        p99 = steady.percentile(99) or 0.0
+        out.append((f"latency p50 <= {P50_TARGET_MS:.0f} ms at half peak",
+                    p50 <= P50_TARGET_MS, f"{p50:.1f} ms"))
+        out.append((f"latency p99 <= {P99_TARGET_MS:.0f} ms at half peak",
+                    p99 <= P99_TARGET_MS, f"{p99:.1f} ms"))
+    if "burst" in phases:
+        burst = report.get("daemon burst", n)
+        rss = burst.peak_rss / 2**20
+        ready = burst.extra["ready_s"]
+        out.append((f"peak RSS <= {BURST_RSS_TARGET_MB:.0f} MB, {burst.files} waiting",
+                    rss <= BURST_RSS_TARGET_MB, f"{rss:.0f} MB"))
+        out.append((f"start-up to ready <= {READY_TARGET_S:.0f} s, {burst.files} present",
+                    ready <= READY_TARGET_S, f"{ready:.2f} s"))
+    return out
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -216,12 +231,17 @@ def main(argv: list[str] | None = None) -> Report:
     ap.add_argument("--root", type=Path, help="work folder (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
+    ap.add_argument("--phases", default=",".join(PHASES),
+                    help=f"comma-separated subset of {','.join(PHASES)}")
     args = ap.parse_args(argv)
+    phases = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
+    if not phases <= set(PHASES):
+        ap.error(f"unknown phase(s): {sorted(phases - set(PHASES))}")
     if args.quick:
-        settings = Settings.quick(args.workers, args.seed)
+        settings = Settings.quick(args.workers, args.seed, phases)
     else:
         settings = Settings(args.files, args.size, args.workers, args.burst, args.burst_size,
-                            args.compressed, args.seed)
+                            args.compressed, args.seed, phases)
     root = args.root or Path(tempfile.mkdtemp(prefix="dcmwatch-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
