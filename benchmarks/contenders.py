@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from benchmarks.procs import TreeSampler
+from benchmarks.procs import TreeSampler, wait_settled
 
 KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -339,6 +339,8 @@ def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, r
     run = DaemonRun(root, workers, rules).start()
     try:
         ready_s = run.wait_ready()
+        # main + resource tracker + workers, imports done
+        wait_settled(run.pid, workers + 2)
         sampler = TreeSampler(run.pid).start()
         t0 = drop(staged, run.inbox, rate)
         run.wait_processed(len(staged), timeout)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -57,6 +58,19 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def wait_settled(root: int, processes: int, timeout: float = 30.0) -> None:
+    """Wait until the tree has `processes` processes and uses under 20 % of a core: workers
+    started and their imports done, so a measurement does not time interpreter start-up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = tree(root)
+        before = sum(cpu_seconds(p) or 0.0 for p in pids)
+        time.sleep(0.25)
+        used = sum(cpu_seconds(p) or 0.0 for p in pids) - before
+        if len(pids) >= processes and used < 0.05:
+            return
 
 
 @dataclass(slots=True)

@@ -21,8 +21,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -44,6 +44,12 @@ from dcmwatch.workers import BrokenProcessPool, Pool
 WORK_DIR_NAME = ".dcmwatch-work"
 _TICK = 0.05
 _SETTLE_TICK = 0.1
+#: Threads that commit outputs (fsync, rename, fsync folder) and remove inputs: they only wait
+#: on the disk, with the GIL released, while the workers go on computing.
+_IO_THREADS = 4
+#: Outputs waiting for their commit before the daemon stops claiming more: a slow disk slows
+#: intake instead of filling memory with dirty pages.
+_MAX_COMMITTING = 64
 
 
 @dataclass(slots=True)
@@ -92,6 +98,10 @@ class Daemon:
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
+        #: Outputs whose worker is done and whose commit runs in an I/O thread.
+        self._committing = 0
+        self._committed: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
+        self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="dcmwatch-durable")
         self.counters = _Counters()
         p = config.paths
         self.inbox, self.outbox, self.qdir, self.state = p.inbox, p.outbox, p.quarantine, p.state
@@ -143,7 +153,8 @@ class Daemon:
         for entry in sorted(os.scandir(self.work), key=lambda e: e.name):
             if entry.name.endswith(".dcm") and not entry.name.startswith("."):
                 st = entry.stat(follow_symlinks=False)
-                item = _InFlight(Task(entry.path, entry.name[:-4]), None, time.time(),
+                item = _InFlight(Task(entry.path, entry.name[:-4], defer_sync=True), None,
+                                 time.time(),
                                  st.st_size, st.st_mtime_ns)
                 self._ready.append(item)
                 n += 1
@@ -227,6 +238,7 @@ class Daemon:
         last_tick = 0.0
         while not self._stop:
             self._drain_done()
+            self._drain_committed()
             self._due_retries()
             self._fill()
             now = time.monotonic()
@@ -257,7 +269,8 @@ class Daemon:
         return 1 if suspects else self.pool.size * self.config.workers.prefetch
 
     def _fill(self) -> None:
-        while len(self._inflight) < self._capacity() and not self._stop:
+        while (len(self._inflight) < self._capacity() and not self._stop
+               and self._committing < _MAX_COMMITTING):
             if self._ready:
                 self._submit(self._ready.popleft())
                 continue
@@ -282,7 +295,8 @@ class Daemon:
             return None
         self.journal.claimed(claim_id, st.st_size)
         self.log.info("file.received", claim_id=claim_id, bytes=st.st_size)
-        return _InFlight(Task(str(work), claim_id), path, time.time(), st.st_size, st.st_mtime_ns)
+        return _InFlight(Task(str(work), claim_id, defer_sync=True), path, time.time(),
+                         st.st_size, st.st_mtime_ns)
 
     def _submit(self, item: _InFlight) -> None:
         try:
@@ -313,13 +327,7 @@ class Daemon:
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
                 crashed.append(item)
                 continue
-            try:
-                self._finish(item, outcome)
-            except Exception as exc:  # disk trouble while settling: never the end of the daemon
-                self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
-                self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                              reason="finish_failed",
-                                              message="settling the outcome failed"))
+            self._finish_safely(item, outcome)
         if crashed:
             self._pool_broken()
             self._crashed(crashed)
@@ -354,7 +362,11 @@ class Daemon:
 
     # -- outcomes ------------------------------------------------------------------------------
     def _finish(self, item: _InFlight, outcome: Outcome) -> None:
-        if outcome.status == "processed":
+        if outcome.status == "processed" and outcome.pending is not None:
+            self._committing += 1
+            fut = self._io.submit(self._commit, item, outcome)
+            fut.add_done_callback(lambda f: self._on_committed(item, outcome, f))
+        elif outcome.status == "processed":
             self._processed(item, outcome)
         elif outcome.status == "transient":
             self._transient(item, outcome)
@@ -362,6 +374,39 @@ class Daemon:
             self._give_back(item, outcome)
         else:
             self._quarantine(item, outcome)
+
+    def _commit(self, item: _InFlight, outcome: Outcome) -> None:
+        """In an I/O thread: make the output durable, then (delete mode) remove the input."""
+        assert outcome.pending is not None
+        tmp, dest = outcome.pending
+        store.commit(Path(tmp), Path(dest))
+        if self.config.output.on_success == "delete":
+            store.remove(Path(item.task.path))
+
+    def _on_committed(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
+        self._committed.append((item, outcome, fut.exception()))
+        self.intake.wake()
+
+    def _drain_committed(self) -> None:
+        while self._committed:
+            item, outcome, exc = self._committed.popleft()
+            self._committing -= 1
+            if exc is None:
+                self._finish_safely(item, replace(outcome, pending=None))
+                continue
+            reason = exc.reason if isinstance(exc, DcmwatchError) else "output"
+            message = str(exc) if isinstance(exc, DcmwatchError) else "commit failed"
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason=reason, message=message))
+
+    def _finish_safely(self, item: _InFlight, outcome: Outcome) -> None:
+        try:
+            self._finish(item, outcome)
+        except Exception as exc:  # disk trouble while settling: never the end of the daemon
+            self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason="finish_failed",
+                                          message="settling the outcome failed"))
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
         work = Path(item.task.path)
@@ -457,7 +502,7 @@ class Daemon:
         minutes = max((now - c.last_beat) / 60.0, 1e-9)
         depth = self.intake.depth() + len(self._ready) + len(self._retry)
         self.log.info(
-            "heartbeat", queue_depth=depth, inflight=len(self._inflight),
+            "heartbeat", queue_depth=depth, inflight=len(self._inflight) + self._committing,
             processed=c.processed, quarantined=c.quarantined, failed=c.quarantined,
             deferred=c.deferred,
             retried=c.retried,
@@ -514,10 +559,14 @@ class Daemon:
             self._return_unstarted(item)
         self._ready.clear()
         deadline = time.monotonic() + 60.0
-        while self._inflight and not self._force and time.monotonic() < deadline:
+        while ((self._inflight or self._committing) and not self._force
+               and time.monotonic() < deadline):
             self._drain_done()
+            self._drain_committed()
             self.intake.wait(_TICK)
         self._drain_done()
+        self._io.shutdown(wait=not self._force)
+        self._drain_committed()
         self.pool.shutdown(wait=not self._force)
         self.journal.close()
         self.log.info("daemon.stopped", processed=self.counters.processed,

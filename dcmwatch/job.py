@@ -38,6 +38,9 @@ class Task:
     claim_id: str
     #: Batch mode: the operator named this file, so hard links are fine.
     batch: bool = False
+    #: Daemon mode: leave the output unsynced in its temporary file (`Outcome.pending`); the
+    #: daemon's I/O threads commit it, so the worker's core never waits on the disk.
+    defer_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ class Outcome:
     duration_ms: float = 0.0
     worker: int = 0
     rules: tuple[str, ...] = field(default_factory=tuple)
+    #: With `Task.defer_sync`: (temporary file, final path) still to be committed.
+    pending: tuple[str, str] | None = None
 
 
 _config: Config | None = None
@@ -112,7 +117,14 @@ def process(task: Task, config: Config) -> Outcome:
         mtime_ns, size = got.mtime_ns, got.size
         result = pipeline.process_bytes(got.data, config)
         dest = _inside(config.paths.outbox, result.relpath)
-        store.write_durable(dest, result.data, tag=task.claim_id, mode=config.output.file_mode)
+        pending = None
+        if task.defer_sync:
+            tmp = store.write_unsynced(dest, result.data, tag=task.claim_id,
+                                       mode=config.output.file_mode)
+            pending = (str(tmp), str(dest))
+        else:
+            store.write_durable(dest, result.data, tag=task.claim_id,
+                                mode=config.output.file_mode)
     except TransientError as exc:
         return _failed(task, "transient", exc, start, pid, mtime_ns, size)
     except (InputError, OutputError) as exc:
@@ -127,7 +139,7 @@ def process(task: Task, config: Config) -> Outcome:
         claim_id=task.claim_id, status="processed", output=result.relpath,
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
-        duration_ms=_ms(start), worker=pid, rules=result.rules,
+        duration_ms=_ms(start), worker=pid, rules=result.rules, pending=pending,
     )
 
 
