@@ -96,6 +96,7 @@ class Result:
     peak_rss: int
     latencies_ms: list[float] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    peak_pss: int = 0
 
     @property
     def files_per_s(self) -> float:
@@ -123,6 +124,7 @@ class Result:
             "files_per_s": round(self.files_per_s, 1), "mb_per_s": round(self.mb_per_s, 1),
             "latency_p50_ms": self.percentile(50), "latency_p99_ms": self.percentile(99),
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
+            "peak_pss_mb": round(self.peak_pss / 2**20, 1),
             "cpu_ms_per_file": round(self.cpu_ms_per_file, 2), **self.extra,
         }
 
@@ -167,7 +169,7 @@ def run_floor(root: Path, inputs: Sequence[Path], workers: int, rules: Rules,
     got = json.loads(line)
     shutil.rmtree(root / "out", ignore_errors=True)
     return Result(name, workers, got["files"], got["bytes"], got["seconds"], sampler.cpu,
-                  sampler.peak_rss)
+                  sampler.peak_rss, peak_pss=sampler.peak_pss)
 
 
 def run_process(root: Path, folder: Path, n_files: int, n_bytes: int, workers: int,
@@ -191,7 +193,7 @@ def run_process(root: Path, folder: Path, n_files: int, n_bytes: int, workers: i
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(root / "outbox", ignore_errors=True)
     return Result("dcmwatch process", workers, n_files, n_bytes, seconds, cpu,
-                  sampler.peak_rss)
+                  sampler.peak_rss, peak_pss=sampler.peak_pss)
 
 
 def _timestamp(event: dict[str, Any]) -> float:
@@ -349,7 +351,9 @@ def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, r
         result = Result(name, workers, len(staged), n_bytes, seconds, sampler.cpu,
                         sampler.peak_rss, run.latencies(),
                         {"ready_s": round(ready_s, 3),
-                         "main_cpu_ms_per_file": round(sampler.root_cpu * 1000 / len(staged), 2)})
+                         "main_cpu_ms_per_file": round(sampler.root_cpu * 1000 / len(staged), 2),
+                         "idle_rss_mb": round(sampler.start_rss / 2**20)},
+                        peak_pss=sampler.peak_pss)
         if rate is not None:
             result.extra["offered_files_per_s"] = round(rate, 1)
     finally:
@@ -379,7 +383,14 @@ def run_burst(root: Path, n: int, corpus_files: Sequence[Path], n_bytes: int, wo
         result = Result("daemon burst", workers, n, n_bytes, seconds, sampler.cpu,
                         sampler.peak_rss, run.latencies(),
                         {"ready_s": round(ready_s, 3),
-                         "startup_ms": float(started.get("startup_ms") or 0.0)})
+                         "startup_ms": float(started.get("startup_ms") or 0.0),
+                         **{f"peak_rss_mb[{k}]": round(v / 2**20)
+                            for k, v in sampler.peak_by_process.items()
+                            if not k.startswith("worker")},
+                         "peak_rss_mb[workers]": round(sum(
+                             v for k, v in sampler.peak_by_process.items()
+                             if k.startswith("worker")) / 2**20)},
+                        peak_pss=sampler.peak_pss)
     finally:
         run.stop()
     shutil.rmtree(root / "outbox", ignore_errors=True)

@@ -50,6 +50,32 @@ def rss_bytes(pid: int) -> int:
         return 0
 
 
+def _role(pid: int, root: int) -> str:
+    if pid == root:
+        return "main"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read()
+    except OSError:
+        return f"pid {pid}"
+    if b"resource_tracker" in cmd:
+        return "resource_tracker"
+    return f"worker {pid}"
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size: shared pages split between the processes sharing them, so a sum
+    over a tree is the memory the tree really holds (a sum of RSS counts shared pages N times)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 def cpu_seconds(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat") as fh:
@@ -80,6 +106,14 @@ class TreeSampler:
     root: int
     interval: float = 0.02
     peak_rss: int = 0
+    #: RSS of the tree at `start` (idle, for a daemon that is ready).
+    start_rss: int = 0
+    #: Peak of the summed PSS, sampled every `pss_every` samples (reading smaps costs more).
+    peak_pss: int = 0
+    pss_every: int = 10
+    #: RSS of each process (by command) when the sum peaked: which process holds the memory.
+    peak_by_process: dict[str, int] = field(default_factory=dict)
+    _samples: int = 0
     _start_cpu: dict[int, float] = field(default_factory=dict)
     _last_cpu: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -91,6 +125,7 @@ class TreeSampler:
             if cpu is not None:
                 self._start_cpu[pid] = cpu
         self._sample()
+        self.start_rss = self.peak_rss
         self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
         self._thread.start()
         return self
@@ -101,12 +136,20 @@ class TreeSampler:
 
     def _sample(self) -> None:
         total = 0
-        for pid in tree(self.root):
-            total += rss_bytes(pid)
+        pids = tree(self.root)
+        each = {}
+        for pid in pids:
+            each[pid] = rss_bytes(pid)
+            total += each[pid]
             cpu = cpu_seconds(pid)
             if cpu is not None:
                 self._last_cpu[pid] = cpu
-        self.peak_rss = max(self.peak_rss, total)
+        if total > self.peak_rss:
+            self.peak_rss = total
+            self.peak_by_process = {_role(pid, self.root): rss for pid, rss in each.items()}
+        if self._samples % self.pss_every == 0:
+            self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in pids))
+        self._samples += 1
 
     def stop(self) -> TreeSampler:
         self._sample()

@@ -201,14 +201,15 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def table(report: Report) -> str:
     head = ("| run | workers | files | files/s | MB/s | p50 ms | p99 ms | peak RSS MB "
-            "| CPU ms/file | notes |")
-    lines = [head, "|" + "---|" * 10]
+            "| peak PSS MB | CPU ms/file | notes |")
+    lines = [head, "|" + "---|" * 11]
     for r in report.results:
         notes = ", ".join(f"{k}={v}" for k, v in r.extra.items())
         lines.append(
             f"| {r.name} | {r.workers} | {r.files} | {r.files_per_s:.1f} | {r.mb_per_s:.1f} "
             f"| {_fmt(r.percentile(50))} | {_fmt(r.percentile(99))} "
-            f"| {r.peak_rss / 2**20:.0f} | {r.cpu_ms_per_file:.2f} | {notes} |"
+            f"| {r.peak_rss / 2**20:.0f} | {r.peak_pss / 2**20:.0f} "
+            f"| {r.cpu_ms_per_file:.2f} | {notes} |"
         )
     lines.append("")
     lines.append("| target | result | measured |")

@@ -253,7 +253,7 @@ class Daemon:
                 self._heartbeat()
             if self._rescan_requested or (
                 self.intake.overflowed
-                and self.intake.pending() < self.config.queue.max_pending // 2
+                and self.intake.depth() < self.config.queue.max_pending // 2
             ):
                 self._rescan_requested = False
                 self.intake.overflowed = False

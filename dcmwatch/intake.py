@@ -156,10 +156,19 @@ class Intake:
 
     # -- rescans ---------------------------------------------------------------------------
     def rescan(self, *, wall_clock: Callable[[], float] = time.time) -> int:
-        """Offer every file of the inbox; warm ones settle first. Returns how many were seen."""
+        """Offer the inbox's files; warm ones settle first. Returns how many were seen.
+
+        Incremental: the walk stops once `max_pending` paths are queued or settling, and sets
+        `overflowed`, so the daemon rescans when the queue has drained to half. Twenty thousand
+        waiting files cost a bounded queue and a short walk, never a list of all of them.
+        """
         seen = 0
+        self.overflowed = False
         horizon_ns = int((wall_clock() - self.settle) * 1e9)
         for path, st in _walk(str(self.inbox)):
+            if self.depth() >= self.max_pending:
+                self.overflowed = True
+                break
             seen += 1
             if self.names.ignored(path):
                 continue
@@ -167,7 +176,6 @@ class Intake:
                 self._enqueue(path)
             else:
                 self.watch(path, delay=self.settle)
-        self.overflowed = False
         return seen
 
 
@@ -177,17 +185,17 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         folder = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+            it = os.scandir(folder)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if not entry.name.startswith("."):
-                    stack.append(entry.path)
-                continue
-            yield entry.path, st
+        with it:  # lazily: a stopped walk never lists the rest of a huge folder
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if not entry.name.startswith("."):
+                        stack.append(entry.path)
+                    continue
+                yield entry.path, st
