@@ -118,9 +118,10 @@ def run_all(s: Settings, root: Path) -> Report:
     rules = Rules(rect=(0, 0, min(200, s.size), min(40, s.size)))
     started = time.monotonic()
 
-    _say(f"generating {s.files} CT slices {s.size}x{s.size}")
-    ct = data.ct_files(root / "data" / "ct", s.files, seed=s.seed, size=s.size)
     n = s.workers
+    if s.phases & {"side", "scaling", "steady"}:
+        _say(f"generating {s.files} CT slices {s.size}x{s.size}")
+        ct = data.ct_files(root / "data" / "ct", s.files, seed=s.seed, size=s.size)
 
     # Side by side at N workers, then scaling with 1..N-1 (N is already measured).
     widths = [n] if "side" in s.phases else []
