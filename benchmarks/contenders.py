@@ -207,7 +207,8 @@ class DaemonRun:
     20,000 files costs the harness little CPU on a machine the daemon shares.
     """
 
-    WANTED = ("daemon.started", "inbox.rescan", "file.processed", "file.quarantined",
+    WANTED = ("daemon.started", "inbox.rescan", "file.received", "file.processed",
+              "file.quarantined",
               "file.retry", "worker.pool_broken", "daemon.stopped")
 
     def __init__(self, root: Path, workers: int, rules: Rules) -> None:
@@ -287,8 +288,21 @@ class DaemonRun:
         return max(_timestamp(e) for e in self.events["file.processed"])
 
     def latencies(self) -> list[float]:
+        """The daemon's own `latency_ms`: from its first sight of each file."""
         return [float(e["latency_ms"]) for e in self.events["file.processed"]
                 if e.get("latency_ms") is not None]
+
+    def drop_latencies(self, dropped: Sequence[float]) -> list[float]:
+        """Drop → durable output, measured by the harness: the i-th file renamed into the
+        inbox is the i-th claimed (events arrive in rename order and the intake is first in,
+        first out), and its `file.processed` timestamp is when its output was durable. This
+        includes what the daemon cannot see: the delay before the kernel's event reaches it."""
+        received = [e["claim_id"] for e in self.events["file.received"]]
+        if len(received) != len(dropped):
+            raise RuntimeError(f"{len(received)} claims for {len(dropped)} drops; see "
+                               f"{self.log_path}")
+        done = {e["claim_id"]: _timestamp(e) for e in self.events["file.processed"]}
+        return [(done[claim] - t) * 1000 for claim, t in zip(received, dropped, strict=True)]
 
     def stop(self) -> None:
         if self.proc is None:
@@ -318,19 +332,20 @@ def stage_copies(inputs: Sequence[Path], stage: Path) -> list[Path]:
     return out
 
 
-def drop(staged: Sequence[Path], inbox: Path, rate: float | None = None) -> float:
+def drop(staged: Sequence[Path], inbox: Path, rate: float | None = None) -> list[float]:
     """Rename the staged files into the inbox (as an MTA or storescp would), all at once or at
-    `rate` files per second. Returns the wall time of the first rename."""
-    t0_wall = time.time()
+    `rate` files per second. Returns the wall time of each rename."""
     t0 = time.monotonic()
+    times = []
     for i, src in enumerate(staged):
         if rate is not None:
             due = t0 + i / rate
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+        times.append(time.time())
         os.rename(src, inbox / src.name)
-    return t0_wall
+    return times
 
 
 def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, rules: Rules,
@@ -344,13 +359,16 @@ def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, r
         # main + resource tracker + workers, imports done
         wait_settled(run.pid, workers + 2)
         sampler = TreeSampler(run.pid).start()
-        t0 = drop(staged, run.inbox, rate)
+        dropped = drop(staged, run.inbox, rate)
         run.wait_processed(len(staged), timeout)
         sampler.stop()
-        seconds = run.last_processed_wall() - t0
+        seconds = run.last_processed_wall() - dropped[0]
+        own = Result("", 0, 0, 0, 0.0, 0.0, 0, run.latencies())
         result = Result(name, workers, len(staged), n_bytes, seconds, sampler.cpu,
-                        sampler.peak_rss, run.latencies(),
+                        sampler.peak_rss, run.drop_latencies(dropped),
                         {"ready_s": round(ready_s, 3),
+                         "daemon_latency_p50_ms": own.percentile(50) or 0.0,
+                         "daemon_latency_p99_ms": own.percentile(99) or 0.0,
                          "main_cpu_ms_per_file": round(sampler.root_cpu * 1000 / len(staged), 2),
                          "idle_rss_mb": round(sampler.start_rss / 2**20)},
                         peak_pss=sampler.peak_pss)

@@ -61,6 +61,12 @@ def _s(path: Any) -> str:
     return os.fsdecode(path)
 
 
+#: How long watchdog holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO. Both arrive in the
+#: same read from the kernel, so pairing needs microseconds; watchdog's 0.5 s default blocks its
+#: FIFO, and every claim (a rename out of the inbox) delayed the next arrival by up to 0.5 s.
+MOVE_PAIRING_SECONDS = 0.005
+
+
 def _native() -> Any:
     """inotify with *full* events where available: a file renamed into the inbox from a folder
     outside it (an MTA's or storescp's temporary folder) then arrives as a move, complete at
@@ -69,7 +75,20 @@ def _native() -> Any:
         from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux only
     except (ImportError, OSError, AttributeError):
         return Observer()
+    _shorten_move_pairing()
     return InotifyObserver(generate_full_events=True)
+
+
+def _shorten_move_pairing() -> None:
+    """watchdog has no parameter for the pairing delay, only a class attribute read when a watch
+    is created; this process's only watchdog user is this module."""
+    try:
+        from watchdog.observers import (  # noqa: PLC0415
+            inotify_move_event_grouper as grouper,
+        )
+    except ImportError:  # an older watchdog: its default stays
+        return
+    grouper.InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
 
 
 class Watcher:
