@@ -4,8 +4,9 @@ One main thread makes every decision (claim, submit, finish, quarantine, journal
 and the scheduler only offer paths, and worker processes only compute. So the journal has one
 writer, ordering is easy to reason about, and a signal handler only sets a flag.
 
-Exactly-once across `kill -9`: a file is claimed by renaming it into the work area; its output is
-made durable by the worker; only then is the work file removed. A restart processes whatever is
+Exactly-once across `kill -9`: a file is claimed by renaming it into the work area; the worker
+writes its output to a hidden temporary file, an I/O thread makes it durable (fsync, rename,
+fsync folder) and only then removes the work file. A restart processes whatever is
 left in the work area first. Outputs are deterministic (keyed pseudonyms, no clock), so a file
 processed twice writes the same bytes to the same path.
 """

@@ -1,4 +1,5 @@
-"""One file in a worker process: read, run the core, write durably, report an `Outcome`.
+"""One file in a worker process: read, run the core, write (durably, or left for the daemon to
+commit with `Task.defer_sync`), report an `Outcome`.
 
 This is the error boundary. Expected failures (`InputError`: quarantine; `TransientError`: retry
 later) become outcomes; anything else is a bug and becomes a quarantine outcome too, carrying the
