@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=300)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="dcmwatch-prof-")))
+    ap.add_argument("--out", type=Path, help="folder for data and profiles (default: a new "
+                    "temporary folder, kept)")
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args(argv)
-    out: Path = args.out
+    out: Path = args.out or Path(tempfile.mkdtemp(prefix="dcmwatch-prof-"))
     out.mkdir(parents=True, exist_ok=True)
     os.environ["DCMWATCH_PROF_DIR"] = str(out)  # inherited by the spawned workers
     corpus = data.ct_files(out / "data", args.files, seed=1)
