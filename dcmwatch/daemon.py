@@ -4,8 +4,9 @@ One main thread makes every decision (claim, submit, finish, quarantine, journal
 and the scheduler only offer paths, and worker processes only compute. So the journal has one
 writer, ordering is easy to reason about, and a signal handler only sets a flag.
 
-Exactly-once across `kill -9`: a file is claimed by renaming it into the work area; its output is
-made durable by the worker; only then is the work file removed. A restart processes whatever is
+Exactly-once across `kill -9`: a file is claimed by renaming it into the work area; the worker
+writes its output to a hidden temporary file, an I/O thread makes it durable (fsync, rename,
+fsync folder) and only then removes the work file. A restart processes whatever is
 left in the work area first. Outputs are deterministic (keyed pseudonyms, no clock), so a file
 processed twice writes the same bytes to the same path.
 """
@@ -21,8 +22,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -46,6 +47,12 @@ WORK_DIR_NAME = ".dcmwatch-work"
 _TICK = 0.05
 _SETTLE_TICK = 0.1
 _SPACE_TICK = 1.0  # free-space checks for back-pressure: a statvfs per folder per second
+#: Threads that commit outputs (fsync, rename, fsync folder) and remove inputs: they only wait
+#: on the disk, with the GIL released, while the workers go on computing.
+_IO_THREADS = 4
+#: Outputs waiting for their commit before the daemon stops claiming more: a slow disk slows
+#: intake instead of filling memory with dirty pages.
+_MAX_COMMITTING = 64
 
 
 @dataclass(slots=True)
@@ -59,6 +66,8 @@ class _InFlight:
     mtime_ns: int
     #: In flight when a worker died: runs alone until done, so a crash can be attributed.
     suspect: bool = False
+    #: First sight in the inbox (monotonic): `latency_ms` runs from here to the durable output.
+    seen: float | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +103,10 @@ class Daemon:
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
+        #: Outputs whose worker is done and whose commit runs in an I/O thread.
+        self._committing = 0
+        self._committed: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
+        self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="dcmwatch-durable")
         self.counters = _Counters()
         #: Set while intake is paused for lack of disk space: the folder role that is short.
         self._paused: str | None = None
@@ -155,7 +168,8 @@ class Daemon:
         for entry in sorted(os.scandir(self.work), key=lambda e: e.name):
             if entry.name.endswith(".dcm") and not entry.name.startswith("."):
                 st = entry.stat(follow_symlinks=False)
-                item = _InFlight(Task(entry.path, entry.name[:-4]), None, time.time(),
+                item = _InFlight(Task(entry.path, entry.name[:-4], defer_sync=True), None,
+                                 time.time(),
                                  st.st_size, st.st_mtime_ns)
                 self._ready.append(item)
                 n += 1
@@ -317,6 +331,7 @@ class Daemon:
         last_tick = 0.0
         while not self._stop:
             self._drain_done()
+            self._drain_committed()
             self._due_retries()
             self._fill()
             now = time.monotonic()
@@ -342,7 +357,7 @@ class Daemon:
                     self.log.error("job.failed", job="space_check", exc_info=exc)
             if self._rescan_requested or (
                 self.intake.overflowed
-                and self.intake.pending() < self.config.queue.max_pending // 2
+                and self.intake.depth() < self.config.queue.max_pending // 2
             ):
                 self._rescan_requested = False
                 self.intake.overflowed = False
@@ -371,15 +386,17 @@ class Daemon:
     def _fill(self) -> None:
         if self._paused is not None:
             return
-        while len(self._inflight) < self._capacity() and not self._stop:
+        while (len(self._inflight) < self._capacity() and not self._stop
+               and self._committing < _MAX_COMMITTING):
             if self._ready:
                 self._submit(self._ready.popleft())
                 continue
-            path = self.intake.take()
-            if path is None:
+            taken = self.intake.take_seen()
+            if taken is None:
                 return
-            item = self._claim(path)
+            item = self._claim(taken[0])
             if item is not None:
+                item.seen = taken[1]
                 self._submit(item)
 
     def _claim(self, path: str) -> _InFlight | None:
@@ -395,7 +412,8 @@ class Daemon:
             return None
         self.journal.claimed(claim_id, st.st_size)
         self.log.info("file.received", claim_id=claim_id, bytes=st.st_size)
-        return _InFlight(Task(str(work), claim_id), path, time.time(), st.st_size, st.st_mtime_ns)
+        return _InFlight(Task(str(work), claim_id, defer_sync=True), path, time.time(),
+                         st.st_size, st.st_mtime_ns)
 
     def _submit(self, item: _InFlight) -> None:
         try:
@@ -427,13 +445,7 @@ class Daemon:
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
                 crashed.append(item)
                 continue
-            try:
-                self._finish(item, outcome)
-            except Exception as exc:  # disk trouble while settling: never the end of the daemon
-                self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
-                self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                              reason="finish_failed",
-                                              message="settling the outcome failed"))
+            self._finish_safely(item, outcome)
         if crashed:
             self._pool_broken()
             self._crashed(crashed)
@@ -473,6 +485,17 @@ class Daemon:
                              policy=self.config.ocr.policy, count=len(outcome.findings),
                              findings=[f.as_dict() for f in outcome.findings])
         if outcome.status == "processed":
+            if outcome.reid:
+                # Before the input can go (an I/O thread removes it after the commit): a crash
+                # after that would lose the pairs with the input. Idempotent if redone.
+                self.journal.record_reid(outcome.reid)
+            # Logged and kept: the second pass, after the commit, must not repeat them.
+            outcome = replace(outcome, findings=(), reid=())
+        if outcome.status == "processed" and outcome.pending is not None:
+            self._committing += 1
+            fut = self._io.submit(self._commit, item, outcome)
+            fut.add_done_callback(lambda f: self._on_committed(item, outcome, f))
+        elif outcome.status == "processed":
             self._processed(item, outcome)
         elif outcome.status == "transient":
             self._transient(item, outcome)
@@ -481,9 +504,40 @@ class Daemon:
         else:
             self._quarantine(item, outcome)
 
+    def _commit(self, item: _InFlight, outcome: Outcome) -> None:
+        """In an I/O thread: make the output durable, then (delete mode) remove the input."""
+        assert outcome.pending is not None
+        tmp, dest = outcome.pending
+        store.commit(Path(tmp), Path(dest))
+        if self.config.output.on_success == "delete":
+            store.remove(Path(item.task.path))
+
+    def _on_committed(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
+        self._committed.append((item, outcome, fut.exception()))
+        self.intake.wake()
+
+    def _drain_committed(self) -> None:
+        while self._committed:
+            item, outcome, exc = self._committed.popleft()
+            self._committing -= 1
+            if exc is None:
+                self._finish_safely(item, replace(outcome, pending=None))
+                continue
+            reason = exc.reason if isinstance(exc, DcmwatchError) else "output"
+            message = str(exc) if isinstance(exc, DcmwatchError) else "commit failed"
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason=reason, message=message))
+
+    def _finish_safely(self, item: _InFlight, outcome: Outcome) -> None:
+        try:
+            self._finish(item, outcome)
+        except Exception as exc:  # disk trouble while settling: never the end of the daemon
+            self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason="finish_failed",
+                                          message="settling the outcome failed"))
+
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
-        if outcome.reid:  # first: a crash before the input is gone redoes it (idempotent)
-            self.journal.record_reid(outcome.reid)
         work = Path(item.task.path)
         if self.config.output.on_success == "archive":
             self._archive(work, item.task.claim_id)
@@ -495,10 +549,9 @@ class Daemon:
         )
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
-        latency = (time.time_ns() - item.mtime_ns) / 1e6 if item.origin is not None else None
+        latency = (time.monotonic() - item.seen) * 1000 if item.seen is not None else None
         if self.metrics is not None:
-            self.metrics.processed(time.time() - item.claimed_wall
-                                   if item.origin is not None else None)
+            self.metrics.processed(latency / 1000 if latency is not None else None)
         self.log.info(
             "file.processed", claim_id=item.task.claim_id, output=outcome.output,
             bytes=outcome.bytes_in, bytes_out=outcome.bytes_out,
@@ -584,7 +637,7 @@ class Daemon:
         minutes = max((now - c.last_beat) / 60.0, 1e-9)
         depth = self._queue_depth()
         fields: dict[str, Any] = dict(
-            queue_depth=depth, inflight=len(self._inflight),
+            queue_depth=depth, inflight=len(self._inflight) + self._committing,
             processed=c.processed, quarantined=c.quarantined, failed=c.quarantined,
             deferred=c.deferred,
             retried=c.retried,
@@ -663,11 +716,15 @@ class Daemon:
             self._return_unstarted(item)
         self._ready.clear()
         deadline = time.monotonic() + 60.0
-        while self._inflight and not self._force and time.monotonic() < deadline:
+        while ((self._inflight or self._committing) and not self._force
+               and time.monotonic() < deadline):
             self._drain_done()
             self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
+            self._drain_committed()
             self.intake.wait(_TICK)
         self._drain_done()
+        self._io.shutdown(wait=not self._force)
+        self._drain_committed()
         self.pool.shutdown(wait=not self._force)
         self.journal.close()
         self.supervision.close()

@@ -40,6 +40,8 @@ class _Settling:
     size: int
     mtime_ns: int
     due: float
+    #: When the path was first offered (monotonic): the start of its drop-to-output latency.
+    seen: float
 
 
 class Intake:
@@ -51,7 +53,8 @@ class Intake:
         self.names = names
         self.clock = clock
         self._lock = threading.Lock()
-        self._pending: OrderedDict[str, float] = OrderedDict()  # path -> when it was queued
+        #: path -> when it was first offered (monotonic), for the latency of each file.
+        self._pending: OrderedDict[str, float] = OrderedDict()
         self._settling: dict[str, _Settling] = {}
         self._wakeup = threading.Event()
         #: Set when a path was dropped because the queue was full; the daemon rescans later.
@@ -75,10 +78,13 @@ class Intake:
             st = os.lstat(path)
         except FileNotFoundError:
             return
+        now = self.clock()
         with self._lock:
             if path in self._pending:
                 return
-            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, self.clock() + delay)
+            old = self._settling.get(path)
+            seen = old.seen if old is not None else now
+            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + delay, seen)
 
     def _acceptable(self, path: str) -> bool:
         if self.names.ignored(path):
@@ -90,24 +96,29 @@ class Intake:
         return not any(part.startswith(".") for part in Path(rel).parts[:-1])
 
     def _enqueue(self, path: str) -> None:
+        now = self.clock()
         with self._lock:
-            self._settling.pop(path, None)
+            settling = self._settling.pop(path, None)
             if path in self._pending:
                 return
             if len(self._pending) >= self.max_pending:
                 self.overflowed = True
                 self.dropped += 1
                 return
-            self._pending[path] = self.clock()
+            self._pending[path] = settling.seen if settling is not None else now
         self._wakeup.set()
 
     # -- the daemon's side ----------------------------------------------------------------
     def take(self) -> str | None:
+        taken = self.take_seen()
+        return taken[0] if taken is not None else None
+
+    def take_seen(self) -> tuple[str, float] | None:
+        """The oldest queued path and when it was first offered (`clock` time)."""
         with self._lock:
             if not self._pending:
                 return None
-            path, _ = self._pending.popitem(last=False)
-            return path
+            return self._pending.popitem(last=False)
 
     def depth(self) -> int:
         with self._lock:
@@ -141,7 +152,8 @@ class Intake:
                 self._enqueue(path)
             else:
                 with self._lock:
-                    self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + self.settle)
+                    self._settling[path] = _Settling(st.st_size, st.st_mtime_ns,
+                                                     now + self.settle, seen.seen)
 
     def wait(self, timeout: float) -> None:
         self._wakeup.wait(timeout)
@@ -152,10 +164,19 @@ class Intake:
 
     # -- rescans ---------------------------------------------------------------------------
     def rescan(self, *, wall_clock: Callable[[], float] = time.time) -> int:
-        """Offer every file of the inbox; warm ones settle first. Returns how many were seen."""
+        """Offer the inbox's files; warm ones settle first. Returns how many were seen.
+
+        Incremental: the walk stops once `max_pending` paths are queued or settling, and sets
+        `overflowed`, so the daemon rescans when the queue has drained to half. Twenty thousand
+        waiting files cost a bounded queue and a short walk, never a list of all of them.
+        """
         seen = 0
+        self.overflowed = False
         horizon_ns = int((wall_clock() - self.settle) * 1e9)
         for path, st in _walk(str(self.inbox)):
+            if self.depth() >= self.max_pending:
+                self.overflowed = True
+                break
             seen += 1
             if self.names.ignored(path):
                 continue
@@ -163,7 +184,6 @@ class Intake:
                 self._enqueue(path)
             else:
                 self.watch(path, delay=self.settle)
-        self.overflowed = False
         return seen
 
 
@@ -173,17 +193,17 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
     while stack:
         folder = stack.pop()
         try:
-            with os.scandir(folder) as it:
-                entries = list(it)
+            it = os.scandir(folder)
         except OSError:
             continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if not entry.name.startswith("."):
-                    stack.append(entry.path)
-                continue
-            yield entry.path, st
+        with it:  # lazily: a stopped walk never lists the rest of a huge folder
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if not entry.name.startswith("."):
+                        stack.append(entry.path)
+                    continue
+                yield entry.path, st

@@ -1,4 +1,5 @@
-"""One file in a worker process: read, run the core, write durably, report an `Outcome`.
+"""One file in a worker process: read, run the core, write (durably, or left for the daemon to
+commit with `Task.defer_sync`), report an `Outcome`.
 
 This is the error boundary. Expected failures (`InputError`: quarantine; `TransientError`: retry
 later) become outcomes; anything else is a bug and becomes a quarantine outcome too, carrying the
@@ -40,6 +41,9 @@ class Task:
     claim_id: str
     #: Batch mode: the operator named this file, so hard links are fine.
     batch: bool = False
+    #: Daemon mode: leave the output unsynced in its temporary file (`Outcome.pending`); the
+    #: daemon's I/O threads commit it, so the worker's core never waits on the disk.
+    defer_sync: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,8 @@ class Outcome:
     reid: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
     #: The burned-in text guard's findings (boxes and classes, never text), for the parent to log.
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    #: With `Task.defer_sync`: (temporary file, final path) still to be committed.
+    pending: tuple[str, str] | None = None
 
 
 _config: Config | None = None
@@ -122,7 +128,14 @@ def process(task: Task, config: Config) -> Outcome:
         mtime_ns, size = got.mtime_ns, got.size
         result = pipeline.process_bytes(got.data, config)
         dest = _inside(config.paths.outbox, result.relpath)
-        store.write_durable(dest, result.data, tag=task.claim_id, mode=config.output.file_mode)
+        pending = None
+        if task.defer_sync:
+            tmp = store.write_unsynced(dest, result.data, tag=task.claim_id,
+                                       mode=config.output.file_mode)
+            pending = (str(tmp), str(dest))
+        else:
+            store.write_durable(dest, result.data, tag=task.claim_id,
+                                mode=config.output.file_mode)
     except TransientError as exc:
         return _failed(task, "transient", exc, start, pid, mtime_ns, size)
     except (InputError, OutputError) as exc:
@@ -138,7 +151,7 @@ def process(task: Task, config: Config) -> Outcome:
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
         duration_ms=_ms(start), worker=pid, rules=result.rules, reid=result.reid,
-        findings=result.findings,
+        findings=result.findings, pending=pending,
     )
 
 

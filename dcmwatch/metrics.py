@@ -4,9 +4,9 @@ Counters are updated by the daemon's main thread as it settles outcomes; gauges 
 scrape time from callables, so a scrape never waits for the main loop. Labels are reasons and
 nothing else: never a claim id (unbounded) and never anything from an input.
 
-Latency is measured from the claim (the moment the daemon took the complete file from the
-inbox into its work area) to the output being durable in the outbox. The time a file spent
-being written and settling before that is not in it: dcmwatch cannot know when a writer began.
+Latency is the `latency_ms` of `file.processed`: from the daemon's first sight of the file in
+the inbox (its first event or the scan that found it; settling included) to the output being
+durable in the outbox. When a writer began, dcmwatch cannot know.
 """
 
 from __future__ import annotations

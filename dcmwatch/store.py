@@ -123,9 +123,16 @@ def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> No
     `tag` names the temporary file (`.<tag>.dcmwatch-tmp`): a retry of the same work item uses the
     same name and so removes a partial file a killed worker left behind.
     """
+    commit(write_unsynced(dest, data, tag=tag, mode=mode), dest)
+
+
+def write_unsynced(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> Path:
+    """The first half of `write_durable`: `data` in the hidden temporary file beside `dest`,
+    neither synced nor visible. The daemon's workers stop here and hand the wait for the disk
+    (`commit`) to the main process's I/O threads, so a worker's core never idles on fsync."""
+    tmp = dest.parent / f".{tag}{TMP_SUFFIX}"
     try:
         ensure_dir(dest.parent, _dir_mode(mode))
-        tmp = dest.parent / f".{tag}{TMP_SUFFIX}"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -135,6 +142,21 @@ def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> No
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _output_error(exc, "write the output") from None
+    return tmp
+
+
+def commit(tmp: Path, dest: Path) -> None:
+    """The second half: fsync the temporary file, rename it over `dest`, fsync the folder. Only
+    then is the output durable (and only then may its input go)."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -142,7 +164,7 @@ def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> No
         fsync_dir(dest.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
-            (dest.parent / f".{tag}{TMP_SUFFIX}").unlink()
+            tmp.unlink()
         raise _output_error(exc, "write the output") from None
 
 

@@ -45,18 +45,50 @@ class _Handler(FileSystemEventHandler):
         if isinstance(event, FileClosedEvent):  # close after write (inotify only)
             self._offer(_s(event.src_path), True)
         elif isinstance(event, FileMovedEvent):  # renamed into (or within) the inbox
-            self._offer(_s(event.dest_path), True)
+            if event.dest_path:  # empty: renamed out of the inbox (full inotify events)
+                self._offer(_s(event.dest_path), True)
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             # No close event may follow (hard link, NFS, a writer that keeps it open): settle.
             self._offer(_s(event.src_path), False)
         elif isinstance(event, (DirCreatedEvent, DirMovedEvent)):
             # A folder moved in whole carries files no event will ever announce.
             path = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
-            self._on_new_dir(_s(path))
+            if path:
+                self._on_new_dir(_s(path))
 
 
 def _s(path: Any) -> str:
     return os.fsdecode(path)
+
+
+#: How long watchdog holds an IN_MOVED_FROM to pair it with its IN_MOVED_TO. Both arrive in the
+#: same read from the kernel, so pairing needs microseconds; watchdog's 0.5 s default blocks its
+#: FIFO, and every claim (a rename out of the inbox) delayed the next arrival by up to 0.5 s.
+MOVE_PAIRING_SECONDS = 0.005
+
+
+def _native() -> Any:
+    """inotify with *full* events where available: a file renamed into the inbox from a folder
+    outside it (an MTA's or storescp's temporary folder) then arrives as a move, complete at
+    once; plain watchdog reports it as a creation, which would make it wait `settle_seconds`."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 - Linux only
+    except (ImportError, OSError, AttributeError):
+        return Observer()
+    _shorten_move_pairing()
+    return InotifyObserver(generate_full_events=True)
+
+
+def _shorten_move_pairing() -> None:
+    """watchdog has no parameter for the pairing delay, only a class attribute read when a watch
+    is created; this process's only watchdog user is this module."""
+    try:
+        from watchdog.observers import (  # noqa: PLC0415
+            inotify_move_event_grouper as grouper,
+        )
+    except ImportError:  # an older watchdog: its default stays
+        return
+    grouper.InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
 
 
 class Watcher:
@@ -74,7 +106,7 @@ class Watcher:
             observer: Any = PollingObserver(timeout=self.poll_seconds)
             self.kind = "polling"
         else:
-            observer = Observer()
+            observer = _native()
             self.kind = type(observer).__name__.replace("Observer", "").lower() or "native"
         observer.daemon = True
         observer.schedule(self._handler, str(self.inbox), recursive=True)

@@ -83,3 +83,62 @@ class TestIntake:
         clock.now += 3
         i.tick()
         assert i.take() == str(tmp_path / "fresh.dcm")
+
+
+class TestFirstSight:
+    """`take_seen` reports when a path was first offered: the start of the latency logged in
+    `file.processed`, so the time a file spent settling or queued counts against dcmwatch."""
+
+    def test_complete_file_seen_when_offered(self, tmp_path: Path) -> None:
+        clock = FakeClock()
+        i = _intake(tmp_path, clock)
+        i.offer(str(tmp_path / "a.dcm"), complete=True)
+        clock.now += 7.0
+        i.offer(str(tmp_path / "a.dcm"), complete=True)  # a repeated hint changes nothing
+        assert i.take_seen() == (str(tmp_path / "a.dcm"), 1000.0)
+        assert i.take_seen() is None
+
+    def test_settling_keeps_the_first_sight(self, tmp_path: Path) -> None:
+        clock = FakeClock()
+        i = _intake(tmp_path, clock)
+        f = tmp_path / "slow.dcm"
+        f.write_bytes(b"a")
+        i.offer(str(f), complete=False)
+        clock.now += 2.5
+        with f.open("ab") as fh:
+            fh.write(b"more")
+        i.tick()  # changed: settles again, still first seen at 1000
+        clock.now += 2.5
+        i.tick()
+        assert i.take_seen() == (str(f), 1000.0)
+
+
+class TestIncrementalRescan:
+    def test_rescan_stops_at_a_full_queue_and_asks_for_more(self, tmp_path: Path) -> None:
+        """With more files waiting than the queue holds, a rescan takes `max_pending`, stops,
+        and flags `overflowed`; once drained, the next rescan takes the rest."""
+        past = time.time() - 60
+        for n in range(7):
+            f = tmp_path / f"{n}.dcm"
+            f.write_bytes(b"x")
+            os.utime(f, (past, past))
+        i = _intake(tmp_path, max_pending=3)
+        assert i.rescan() == 3
+        assert i.pending() == 3 and i.overflowed and i.dropped == 0
+        taken = {i.take() for _ in range(3)}
+        for path in taken:
+            Path(str(path)).unlink()  # claimed
+        assert i.rescan() == 3 and i.overflowed
+        taken |= {i.take() for _ in range(3)}
+        for path in taken:
+            Path(str(path)).unlink(missing_ok=True)
+        assert i.rescan() == 1 and not i.overflowed
+        taken.add(i.take())
+        assert len(taken) == 7
+
+    def test_warm_files_count_against_the_bound(self, tmp_path: Path) -> None:
+        for n in range(5):
+            (tmp_path / f"{n}.dcm").write_bytes(b"x")  # fresh: they settle
+        i = _intake(tmp_path, max_pending=2)
+        i.rescan()
+        assert i.depth() == 2 and i.overflowed

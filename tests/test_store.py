@@ -119,3 +119,31 @@ class TestClaim:
         src.unlink()
         assert store.unclaim(work, src) is True
         assert src.read_bytes() == b"old" and not work.exists()
+
+
+class TestTwoHalves:
+    def test_unsynced_output_is_invisible_until_committed(self, tmp_path: Path) -> None:
+        """The daemon's workers write the hidden temp file only; `commit` makes it the output."""
+        dest = tmp_path / "s" / "c.dcm"
+        tmp = store.write_unsynced(dest, b"data", tag="t1")
+        assert tmp.parent == dest.parent and tmp.name.startswith(".")
+        assert not dest.exists()
+        store.commit(tmp, dest)
+        assert dest.read_bytes() == b"data"
+        assert [p.name for p in dest.parent.iterdir()] == ["c.dcm"]
+
+    def test_failed_commit_is_transient_and_leaves_no_temp(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import errno
+
+        dest = tmp_path / "c.dcm"
+        tmp = store.write_unsynced(dest, b"data", tag="t1")
+
+        def broken(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", broken)
+        with pytest.raises(TransientError, match="EIO"):
+            store.commit(tmp, dest)
+        assert list(tmp_path.iterdir()) == []

@@ -292,7 +292,7 @@ class TestWorkerCrash:
     def test_killed_worker_loses_nothing_and_blames_no_one(self, daemon: DaemonProcess) -> None:
         """SIGKILL of a worker mid-stream: the pool is replaced, every file comes out once,
         nothing is quarantined for a crash it did not cause."""
-        n = 80
+        n = 240  # enough that the kill lands mid-stream: workers no longer wait on fsync
         write_series(daemon.inbox, n, rows=256, columns=256)
         daemon.start(wait_ready=False)
         daemon.wait_event("file.processed", count=5, timeout=30)

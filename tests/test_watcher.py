@@ -1,0 +1,72 @@
+"""The native watcher delivers an arrival promptly even right after a claim.
+
+A claim renames a file out of the inbox; watchdog holds that IN_MOVED_FROM for pairing, and its
+queue is first in, first out: with its default 0.5 s every arrival behind a claim waited up to
+half a second before dcmwatch even saw it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dcmwatch.watcher import Watcher
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
+
+
+def test_arrival_after_a_claim_is_seen_within_100_ms(tmp_path: Path) -> None:
+    inbox, work, spool = tmp_path / "in", tmp_path / "work", tmp_path / "spool"
+    for d in (inbox, work, spool):
+        d.mkdir()
+    seen: dict[str, float] = {}
+    got = threading.Event()
+
+    def offer(path: str, complete: bool) -> None:
+        seen.setdefault(os.path.basename(path), time.monotonic())
+        if os.path.basename(path) == "b.dcm":
+            got.set()
+
+    watcher = Watcher(inbox, "native", 1.0, offer, lambda exc: None, lambda path: None)
+    watcher.start()
+    try:
+        assert watcher.kind == "inotify"
+        time.sleep(0.2)
+        (inbox / "a.dcm").write_bytes(b"a")
+        time.sleep(0.1)
+        os.rename(inbox / "a.dcm", work / "a.dcm")  # the claim
+        (spool / "b.dcm").write_bytes(b"b")
+        dropped = time.monotonic()
+        os.rename(spool / "b.dcm", inbox / "b.dcm")  # the next arrival
+        assert got.wait(5.0)
+        assert seen["b.dcm"] - dropped < 0.1
+    finally:
+        watcher.stop()
+
+
+def test_moves_within_the_inbox_still_count_as_complete(tmp_path: Path) -> None:
+    """`.x.part` → `x.dcm` (rsync, scp) arrives as a move of its final name."""
+    calls: list[tuple[str, bool]] = []
+    done = threading.Event()
+
+    def offer(path: str, complete: bool) -> None:
+        calls.append((os.path.basename(path), complete))
+        if os.path.basename(path) == "x.dcm":
+            done.set()
+
+    watcher = Watcher(tmp_path, "native", 1.0, offer, lambda exc: None, lambda path: None)
+    watcher.start()
+    try:
+        time.sleep(0.2)
+        part = tmp_path / ".x.part"
+        part.write_bytes(b"x")
+        os.rename(part, tmp_path / "x.dcm")
+        assert done.wait(5.0)
+        assert ("x.dcm", True) in calls
+    finally:
+        watcher.stop()
