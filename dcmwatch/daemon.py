@@ -147,6 +147,12 @@ class Daemon:
                 n += 1
             else:
                 store.remove(Path(entry.path))
+        # A kill between quarantining a file and journaling it leaves a "claimed" row whose
+        # work file is gone and whose quarantine entry exists: record what happened.
+        left = {i.task.claim_id for i in self._ready}
+        for claim_id in self.journal.unfinished():
+            if claim_id not in left and (self.qdir / f"{claim_id}.dcm").exists():
+                self.journal.finished(claim_id, outcome="quarantined", reason="recovered")
         return n
 
     def _start_watcher(self) -> Watcher:
@@ -362,14 +368,17 @@ class Daemon:
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
         work = Path(item.task.path)
-        if self.config.output.on_success == "archive":
-            self._archive(work, item.task.claim_id)
-        else:
-            store.remove(work)
+        # Journal first: a kill between the two leaves the work file, which is processed again
+        # (same bytes, same path) and journaled again; the other order could leave a row that
+        # says "claimed" for a file that is done.
         self.journal.finished(
             item.task.claim_id, outcome="processed", output=outcome.output,
             sha256=outcome.sha256_in, size=outcome.bytes_in, duration_ms=outcome.duration_ms,
         )
+        if self.config.output.on_success == "archive":
+            self._archive(work, item.task.claim_id)
+        else:
+            store.remove(work)
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
         latency = (time.time_ns() - item.mtime_ns) / 1e6 if item.origin is not None else None

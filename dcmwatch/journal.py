@@ -80,6 +80,11 @@ class Journal:
             (time.time(), outcome, reason, output, sha256, size, duration_ms, claim_id),
         )
 
+    def unfinished(self) -> list[str]:
+        """Claims with no outcome yet: work in progress when the daemon last stopped."""
+        rows = self._db.execute("SELECT claim_id FROM files WHERE outcome = 'claimed'")
+        return [str(r[0]) for r in rows]
+
     def heartbeat(self, queue_depth: int, processed: int, quarantined: int) -> None:
         self._db.execute(
             "INSERT INTO heartbeats(at, queue_depth, processed, quarantined) VALUES(?,?,?,?)",
