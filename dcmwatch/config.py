@@ -118,6 +118,15 @@ class Limits(_Section):
     max_file_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
     #: A deflated dataset may not inflate beyond this (decompression bombs).
     max_inflated_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
+    #: Rows x Columns x Frames x samples x bits the header may declare, checked before anything
+    #: is decoded or allocated (a small file may claim gigabytes of pixels).
+    max_pixel_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
+    #: Decode compressed pixel data once (each frame, discarded) so that a file whose frames
+    #: cannot be decoded is quarantined instead of being passed on broken. Costs one decode.
+    verify_compressed: bool = True
+    #: Wall-clock seconds one file may take in a worker before it is stopped and quarantined
+    #: (`time_limit`); a worker stuck in C code past the limit is ended and replaced.
+    file_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
 
 
 class Log(_Section):

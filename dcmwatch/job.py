@@ -25,7 +25,7 @@ import pydicom.config
 
 from dcmwatch import pipeline, store
 from dcmwatch.config import Config
-from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
+from dcmwatch.errors import FATAL, DcmwatchError, InputError, OutputError, TransientError
 
 Status = Literal["processed", "quarantine", "transient"]
 
@@ -117,7 +117,9 @@ def process(task: Task, config: Config) -> Outcome:
         return _failed(task, "transient", exc, start, pid, mtime_ns, size)
     except (InputError, OutputError) as exc:
         return _failed(task, "quarantine", exc, start, pid, mtime_ns, size)
-    except Exception as exc:  # a bug: quarantine with the class, never the message
+    except BaseException as exc:  # a bug (or a decoder's panic): the class, never the message
+        if isinstance(exc, FATAL):
+            raise
         return Outcome(
             claim_id=task.claim_id, status="quarantine", reason="internal",
             message=f"internal error ({type(exc).__name__})", mtime_ns=mtime_ns,

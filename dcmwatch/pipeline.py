@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from dcmwatch import dicomfile
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
-from dcmwatch.errors import DcmwatchError, TransformError
+from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
 
@@ -72,6 +72,8 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine."""
     steps = build_steps(config)
     ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
+    dicomfile.check_pixels(ds, max_pixel_bytes=config.limits.max_pixel_bytes,
+                           verify_compressed=config.limits.verify_compressed)
     ds = run_steps(ds, (steps.deidentify, steps.pixels))
     try:
         out = dicomfile.encode(ds)
@@ -95,7 +97,9 @@ def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:
             ds = step(ds)
         except DcmwatchError:
             raise
-        except Exception as exc:  # a bug or an unforeseen dataset: never quote the message
+        except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
+            if isinstance(exc, FATAL):
+                raise
             raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
     return ds
 
