@@ -36,7 +36,7 @@ from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
-from dcmwatch.journal import Journal
+from dcmwatch.journal import open_journal
 from dcmwatch.log import get as get_logger
 from dcmwatch.watcher import Watcher
 from dcmwatch.workers import BrokenProcessPool, Pool
@@ -85,6 +85,7 @@ class Daemon:
         self._reload = False
         self._heartbeat_due = False
         self._rescan_requested = False
+        self._overflow_seen = False
         self._done: deque[Future[Outcome]] = deque()
         self._inflight: dict[Future[Outcome], _InFlight] = {}
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
@@ -104,7 +105,9 @@ class Daemon:
         started = time.monotonic()
         os.umask(0o027)
         self._prepare_folders()
-        self.journal = Journal(self.state / "journal.sqlite3")
+        self.journal, corrupt = open_journal(self.state / "journal.sqlite3")
+        if corrupt is not None:
+            self.log.error("journal.corrupt", action="moved aside, new journal", moved_to=corrupt)
         self.pool = Pool(self.config)
         self.pool.warm()
         recovered = self._recover()
@@ -158,7 +161,7 @@ class Daemon:
     def _start_watcher(self) -> Watcher:
         mode = self.config.watch.observer
         watcher = Watcher(self.inbox, mode, self.config.watch.poll_seconds, self._offer,
-                          self._handler_error, self._new_dir)
+                          self._handler_error, self._new_dir, self._overflowed)
         try:
             watcher.start()
         except OSError as exc:
@@ -166,7 +169,7 @@ class Daemon:
                 raise
             self.log.warning("watch.fallback", observer="polling", errno=exc.errno)
             watcher = Watcher(self.inbox, "polling", self.config.watch.poll_seconds,
-                              self._offer, self._handler_error, self._new_dir)
+                              self._offer, self._handler_error, self._new_dir, self._overflowed)
             watcher.start()
         return watcher
 
@@ -202,6 +205,12 @@ class Daemon:
         self.intake.offer(path, complete=complete)
 
     def _new_dir(self, path: str) -> None:
+        self._rescan_requested = True
+        self.intake.wake()
+
+    def _overflowed(self) -> None:
+        """The kernel dropped events: files may be waiting that no event announced."""
+        self._overflow_seen = True
         self._rescan_requested = True
         self.intake.wake()
 
@@ -243,6 +252,9 @@ class Daemon:
             if self._heartbeat_due:
                 self._heartbeat_due = False
                 self._heartbeat()
+            if self._overflow_seen:
+                self._overflow_seen = False
+                self.log.warning("watch.overflow", action="rescan")
             if self._rescan_requested or (
                 self.intake.overflowed
                 and self.intake.pending() < self.config.queue.max_pending // 2

@@ -56,6 +56,8 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
         raise EmptyFileError("the file is empty")
     try:
         ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
+    except DcmwatchError:  # the per-file time limit fired inside pydicom
+        raise
     except InvalidDicomError:
         raise NotDicomError("not a DICOM file (no preamble, no file meta, no dataset)") from None
     except (EOFError, struct.error):
@@ -242,6 +244,8 @@ def _reread_inflated(body: bytes, meta: FileMetaDataset) -> Dataset:
     """Read the inflated dataset; it is written back as Explicit VR Little Endian."""
     try:
         inner = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+    except DcmwatchError:
+        raise
     except Exception as exc:
         raise NotDicomError(f"unreadable deflated dataset ({type(exc).__name__})") from None
     ds = pydicom.FileDataset(
