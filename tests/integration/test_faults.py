@@ -230,3 +230,61 @@ def test_inotify_overflow_is_noticed_and_rescanned(tmp_path: Path) -> None:
     finally:
         QUEUED.write_text(original)
         d.kill()
+
+
+class UnprivilegedRootDaemon(DaemonProcess):
+    """Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH: file modes bite again, as they do
+    for the service's own user, while the interpreter (under /root) stays readable."""
+
+    def start(self, wait_ready: bool = True) -> DaemonProcess:
+        import sys
+
+        self._log_fh = self.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DCMWATCH")}
+        self.proc = subprocess.Popen(
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m",
+             "dcmwatch", "run", "--config", str(self.config)],
+            stdout=self._log_fh, stderr=self._log_fh, cwd=self.root, env=env,
+        )
+        if wait_ready:
+            self.wait_event("daemon.started", timeout=30)
+            self.wait_event("inbox.rescan", timeout=30)
+        return self
+
+
+needs_setpriv = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to drop CAP_DAC_OVERRIDE (chmod does not bite root)",
+)
+
+
+@needs_setpriv
+def test_eacces_on_outbox_and_input_is_retried_never_quarantined(tmp_path: Path) -> None:
+    """EACCES writing the outbox, and an input the daemon may not read: both transient (an
+    operator fixes a mode), retried with back-off, then processed; nothing quarantined."""
+    cfg = write_config(tmp_path)
+    d = UnprivilegedRootDaemon(cfg, tmp_path)
+    d.outbox.mkdir(mode=0o500)
+    try:
+        d.start()
+        write_series(d.inbox, 2, **TINY)
+        d.wait_event("file.retry", count=2, timeout=60,
+                     where=lambda e: e.get("message", "").endswith("(EACCES)"))
+        assert outputs(d.outbox) == []
+        d.outbox.chmod(0o750)
+        d.wait_outputs(2, timeout=60)
+
+        unreadable = tmp_path / "unreadable.dcm"
+        write_series(tmp_path / "src", 1, seed=3, **TINY)
+        next((tmp_path / "src").iterdir()).rename(unreadable)
+        unreadable.chmod(0o000)
+        os.rename(unreadable, d.inbox / "unreadable.dcm")
+        d.wait_event("file.retry", count=3, timeout=60,
+                     where=lambda e: e.get("message", "").endswith("(EACCES)"))
+        for work in (d.state / "work").iterdir():
+            work.chmod(0o640)
+        d.wait_outputs(3, timeout=60)
+        assert d.stop() == 0
+    finally:
+        d.kill()
+    assert list(d.quarantine.glob("*")) == []
