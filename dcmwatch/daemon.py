@@ -33,7 +33,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from dcmwatch import __version__, keys, store
 from dcmwatch import config as config_mod
 from dcmwatch.config import Config
-from dcmwatch.errors import DcmwatchError
+from dcmwatch.errors import FATAL, DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
 from dcmwatch.journal import open_journal
@@ -324,7 +324,9 @@ class Daemon:
             except (BrokenProcessPool, CancelledError):
                 crashed.append(item)
                 continue
-            except Exception as exc:  # pickling or pool failure: treat like a crash
+            except BaseException as exc:  # pickling or pool failure: treat like a crash
+                if isinstance(exc, FATAL):
+                    raise
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
                 crashed.append(item)
                 continue
