@@ -86,6 +86,8 @@ class Daemon:
         self._heartbeat_due = False
         self._rescan_requested = False
         self._overflow_seen = False
+        self._rescan_pending = False
+        self._rescan_kicked = 0.0
         self._done: deque[Future[Outcome]] = deque()
         self._inflight: dict[Future[Outcome], _InFlight] = {}
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
@@ -222,6 +224,7 @@ class Daemon:
         self.log.error("thread.crashed", thread=name, exc_type=args.exc_type.__name__)
 
     def _job_rescan(self) -> None:
+        self._rescan_pending = False
         try:
             t0 = time.monotonic()
             seen = self.intake.rescan()
@@ -261,6 +264,13 @@ class Daemon:
             ):
                 self._rescan_requested = False
                 self.intake.overflowed = False
+                self._rescan_pending = True
+            if self._rescan_pending and now - self._rescan_kicked >= 1.0:
+                # Kicked again until a scan *starts* after the request (the job clears the
+                # flag): a request while a scan runs would otherwise be skipped by the
+                # scheduler (max_instances=1), and files that arrived meanwhile would wait for
+                # the next periodic rescan.
+                self._rescan_kicked = now
                 self.scheduler.modify_job("rescan", next_run_time=datetime.now())
             if not self.watcher.alive():
                 self._restart_watcher()

@@ -22,6 +22,7 @@ from dcmwatch import config as config_mod
 from dcmwatch import pipeline
 from dcmwatch.testing import ct_series_bytes
 from tests.conftest import KEY_HEX, DaemonProcess, write_config
+from tests.integration.test_daemon import assert_no_phi
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +153,4 @@ def test_random_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> N
     processed = by_outcome.get("processed", [])
     assert sorted(o for _, o in processed) == sorted(expected)
     assert sorted(c for c, _ in by_outcome.get("quarantined", [])) == sorted(q.stem for q in qfiles)
+    assert_no_phi(d)  # the inputs carry PHI markers; logs, sidecars, paths and outputs must not

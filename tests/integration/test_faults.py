@@ -110,6 +110,7 @@ def test_outbox_read_only_is_retried_until_writable(tmp_path: Path) -> None:
         finally:
             d.kill()
         assert list(d.quarantine.glob("*")) == []
+        assert_no_phi(d)
 
 
 def test_inbox_deleted_and_recreated(tmp_path: Path) -> None:
@@ -129,6 +130,7 @@ def test_inbox_deleted_and_recreated(tmp_path: Path) -> None:
         assert d.stop() == 0
     finally:
         d.kill()
+    assert_no_phi(d)
 
 
 def test_corrupt_state_database_is_moved_aside(tmp_path: Path) -> None:
@@ -150,6 +152,7 @@ def test_corrupt_state_database_is_moved_aside(tmp_path: Path) -> None:
     db = sqlite3.connect(d.state / "journal.sqlite3")
     assert db.execute("SELECT count(*) FROM files WHERE outcome='processed'").fetchone()[0] == 2
     db.close()
+    assert_no_phi(d)
 
 
 def test_state_database_locked(tmp_path: Path) -> None:
@@ -188,6 +191,7 @@ def test_state_database_locked(tmp_path: Path) -> None:
         d3.kill()
         holder.close()
     assert list(d3.quarantine.glob("*")) == []
+    assert_no_phi(d3)
 
 
 QUEUED = Path("/proc/sys/fs/inotify/max_queued_events")
@@ -230,6 +234,7 @@ def test_inotify_overflow_is_noticed_and_rescanned(tmp_path: Path) -> None:
     finally:
         QUEUED.write_text(original)
         d.kill()
+    assert_no_phi(d)
 
 
 class UnprivilegedRootDaemon(DaemonProcess):
@@ -288,3 +293,4 @@ def test_eacces_on_outbox_and_input_is_retried_never_quarantined(tmp_path: Path)
     finally:
         d.kill()
     assert list(d.quarantine.glob("*")) == []
+    assert_no_phi(d)
