@@ -111,11 +111,15 @@ def _requeue(config: Config, *, reason: str | None, dry_run: bool) -> int:
 
 def _run(config: Config, env: Mapping[str, str]) -> int:
     from dcmwatch.daemon import Daemon  # noqa: PLC0415 - keeps `--version` and batch light
+    from dcmwatch.journal import JournalError  # noqa: PLC0415
 
     try:
         return Daemon(config, env).run()
     except OSError as exc:  # a folder that cannot be created or watched, at start
         log_mod.get().error("daemon.failed", errno=exc.errno, strerror=exc.strerror)
+        return EXIT_FAILED
+    except JournalError as exc:  # the state database is held by another process
+        log_mod.get().error("daemon.failed", reason=exc.reason, message=str(exc))
         return EXIT_FAILED
 
 

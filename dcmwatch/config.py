@@ -126,6 +126,15 @@ class Limits(_Section):
     #: Intake pauses (files wait in the inbox) while the outbox or state folder has less free
     #: space than this, and resumes by itself; 0 turns the check off. Reloadable (SIGHUP).
     min_free_mb: Annotated[int, Field(ge=0)] = 100
+    #: Rows x Columns x Frames x samples x bits the header may declare, checked before anything
+    #: is decoded or allocated (a small file may claim gigabytes of pixels).
+    max_pixel_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024**3
+    #: Decode compressed pixel data once (each frame, discarded) so that a file whose frames
+    #: cannot be decoded is quarantined instead of being passed on broken. Costs one decode.
+    verify_compressed: bool = True
+    #: Wall-clock seconds one file may take in a worker before it is stopped and quarantined
+    #: (`time_limit`); a worker stuck in C code past the limit is ended and replaced.
+    file_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
 
 
 class Log(_Section):
@@ -211,6 +220,10 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    pixels = data.get("pixels")
+    if isinstance(pixels, dict) and "max_pixel_bytes" in pixels:
+        raise ConfigError(f"{source}: pixels.max_pixel_bytes: moved to limits.max_pixel_bytes, "
+                          "which every file is checked against before any pixel is read")
     try:
         # Relative mask files are read against the config file's folder, once, here.
         config = Config.model_validate(data, context={CONFIG_DIR_CONTEXT: base})
@@ -218,6 +231,9 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         raise ConfigError(_describe(exc, source)) from None
     config = _resolve_paths(config, base)
     _check_folders(config.paths, source)
+    # One pixel-size limit: the pixel step, the preview and the guard use the one in [limits].
+    config = config.model_copy(update={"pixels": config.pixels.model_copy(
+        update={"max_pixel_bytes": config.limits.max_pixel_bytes})})
     return config.model_copy(update={"source": source})
 
 

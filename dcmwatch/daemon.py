@@ -34,10 +34,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from dcmwatch import __version__, housekeeping, keys, store
 from dcmwatch import config as config_mod
 from dcmwatch.config import Config
-from dcmwatch.errors import DcmwatchError
+from dcmwatch.errors import FATAL, DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
-from dcmwatch.journal import Journal
+from dcmwatch.journal import FILENAME as JOURNAL_FILE
+from dcmwatch.journal import Journal, open_journal
 from dcmwatch.log import get as get_logger
 from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
@@ -98,6 +99,9 @@ class Daemon:
         self._reload = False
         self._heartbeat_due = False
         self._rescan_requested = False
+        self._overflow_seen = False
+        self._rescan_pending = False
+        self._rescan_kicked = 0.0
         self._done: deque[Future[Outcome]] = deque()
         self._inflight: dict[Future[Outcome], _InFlight] = {}
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
@@ -126,7 +130,10 @@ class Daemon:
         os.umask(0o027)
         self.supervision = Supervision(self.env, self.log)
         self._prepare_folders()
-        self.journal = Journal(self.state / "journal.sqlite3", mode=self.config.output.file_mode)
+        self.journal, corrupt = open_journal(self.state / JOURNAL_FILE,
+                                             mode=self.config.output.file_mode)
+        if corrupt is not None:
+            self.log.error("journal.corrupt", action="moved aside, new journal", moved_to=corrupt)
         self.pool = Pool(self.config)
         self.pool.warm()
         recovered = self._recover()
@@ -175,12 +182,18 @@ class Daemon:
                 n += 1
             else:
                 store.remove(Path(entry.path))
+        # A kill between quarantining a file and journaling it leaves a "claimed" row whose
+        # work file is gone and whose quarantine entry exists: record what happened.
+        left = {i.task.claim_id for i in self._ready}
+        for claim_id in self.journal.unfinished():
+            if claim_id not in left and (self.qdir / f"{claim_id}.dcm").exists():
+                self.journal.finished(claim_id, outcome="quarantined", reason="recovered")
         return n
 
     def _start_watcher(self) -> Watcher:
         mode = self.config.watch.observer
         watcher = Watcher(self.inbox, mode, self.config.watch.poll_seconds, self._offer,
-                          self._handler_error, self._new_dir)
+                          self._handler_error, self._new_dir, self._overflowed)
         try:
             watcher.start()
         except OSError as exc:
@@ -188,7 +201,7 @@ class Daemon:
                 raise
             self.log.warning("watch.fallback", observer="polling", errno=exc.errno)
             watcher = Watcher(self.inbox, "polling", self.config.watch.poll_seconds,
-                              self._offer, self._handler_error, self._new_dir)
+                              self._offer, self._handler_error, self._new_dir, self._overflowed)
             watcher.start()
         return watcher
 
@@ -233,6 +246,12 @@ class Daemon:
         self._rescan_requested = True
         self.intake.wake()
 
+    def _overflowed(self) -> None:
+        """The kernel dropped events: files may be waiting that no event announced."""
+        self._overflow_seen = True
+        self._rescan_requested = True
+        self.intake.wake()
+
     def _handler_error(self, exc: BaseException) -> None:
         self.log.error("watch.handler_failed", exc_info=exc)
 
@@ -241,6 +260,7 @@ class Daemon:
         self.log.error("thread.crashed", thread=name, exc_type=args.exc_type.__name__)
 
     def _job_rescan(self) -> None:
+        self._rescan_pending = False
         try:
             t0 = time.monotonic()
             seen = self.intake.rescan()
@@ -355,12 +375,22 @@ class Daemon:
                     self._check_space()
                 except Exception as exc:
                     self.log.error("job.failed", job="space_check", exc_info=exc)
+            if self._overflow_seen:
+                self._overflow_seen = False
+                self.log.warning("watch.overflow", action="rescan")
             if self._rescan_requested or (
                 self.intake.overflowed
                 and self.intake.depth() < self.config.queue.max_pending // 2
             ):
                 self._rescan_requested = False
                 self.intake.overflowed = False
+                self._rescan_pending = True
+            if self._rescan_pending and now - self._rescan_kicked >= 1.0:
+                # Kicked again until a scan *starts* after the request (the job clears the
+                # flag): a request while a scan runs would otherwise be skipped by the
+                # scheduler (max_instances=1), and files that arrived meanwhile would wait for
+                # the next periodic rescan.
+                self._rescan_kicked = now
                 self.scheduler.modify_job("rescan", next_run_time=datetime.now())
             if not self.watcher.alive():
                 self._restart_watcher()
@@ -441,7 +471,9 @@ class Daemon:
             except (BrokenProcessPool, CancelledError):
                 crashed.append(item)
                 continue
-            except Exception as exc:  # pickling or pool failure: treat like a crash
+            except BaseException as exc:  # pickling or pool failure: treat like a crash
+                if isinstance(exc, FATAL):
+                    raise
                 self.log.error("worker.failed", claim_id=item.task.claim_id, exc_info=exc)
                 crashed.append(item)
                 continue
@@ -539,14 +571,17 @@ class Daemon:
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
         work = Path(item.task.path)
-        if self.config.output.on_success == "archive":
-            self._archive(work, item.task.claim_id)
-        else:
-            store.remove(work)
+        # Journal first: a kill between the two leaves the work file, which is processed again
+        # (same bytes, same path) and journaled again; the other order could leave a row that
+        # says "claimed" for a file that is done.
         self.journal.finished(
             item.task.claim_id, outcome="processed", output=outcome.output,
             sha256=outcome.sha256_in, size=outcome.bytes_in, duration_ms=outcome.duration_ms,
         )
+        if self.config.output.on_success == "archive":
+            self._archive(work, item.task.claim_id)
+        else:
+            store.remove(work)
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
         latency = (time.monotonic() - item.seen) * 1000 if item.seen is not None else None

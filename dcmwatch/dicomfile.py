@@ -17,6 +17,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
+from pydicom.pixels import iter_pixels  # type: ignore[attr-defined]
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -25,7 +26,15 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dcmwatch.errors import EmptyFileError, NotDicomError, TooLargeError, TruncatedError
+from dcmwatch.errors import (
+    FATAL,
+    DcmwatchError,
+    EmptyFileError,
+    NotDicomError,
+    PixelDataError,
+    TooLargeError,
+    TruncatedError,
+)
 
 #: (0002,0013) *Implementation Version Name* and (0002,0012) *Implementation Class UID* of
 #: files written by dcmwatch. The UID is 2.25 + a fixed UUID derived integer.
@@ -47,13 +56,24 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
         raise EmptyFileError("the file is empty")
     try:
         ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
+    except DcmwatchError:  # the per-file time limit fired inside pydicom
+        raise
     except InvalidDicomError:
         raise NotDicomError("not a DICOM file (no preamble, no file meta, no dataset)") from None
     except (EOFError, struct.error):
         raise TruncatedError("the file ends inside an element") from None
     except Exception as exc:  # pydicom raises many kinds; their messages may quote values
         raise NotDicomError(f"unreadable DICOM ({type(exc).__name__})") from None
+    # pydicom converts values lazily: a bad VR or value surfaces on first access, here or later.
+    try:
+        return _checked(ds, data, max_inflated)
+    except DcmwatchError:
+        raise
+    except Exception as exc:
+        raise NotDicomError(f"unreadable DICOM ({type(exc).__name__})") from None
 
+
+def _checked(ds: Dataset, data: bytes, max_inflated: int) -> Dataset:
     meta = ds.file_meta if ds.file_meta is not None else FileMetaDataset()
     tsuid = meta.get("TransferSyntaxUID")
     start = _dataset_offset(data)
@@ -87,20 +107,77 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
     return ds
 
 
+def check_pixels(ds: Dataset, *, max_pixel_bytes: int, verify_compressed: bool) -> None:
+    """Refuse pixel data that disagrees with its header, before anything is decoded.
+
+    pydicom passes native Pixel Data through whatever its length, and a compressed stream is
+    never looked at unless someone decodes it: a short, long or undecodable image would leave
+    dcmwatch looking healthy and reach the PACS broken. The declared size is checked against
+    `max_pixel_bytes` first, so a small file that claims gigabytes never allocates them.
+    """
+    if "PixelData" not in ds:
+        return
+    try:
+        declared = _declared_pixel_bytes(ds)
+    except DcmwatchError:
+        raise
+    except Exception as exc:  # a garbled header: its values are never quoted
+        raise PixelDataError(f"the image header is unusable ({type(exc).__name__})") from None
+    if declared > max_pixel_bytes:
+        raise TooLargeError("the image declares more pixel bytes than limits.max_pixel_bytes")
+    tsuid = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    elem = ds["PixelData"]
+    value = elem.value
+    if not elem.is_undefined_length:  # native (encapsulated data always has undefined length)
+        if not isinstance(value, bytes):
+            raise PixelDataError("native pixel data is not a byte string")
+        if len(value) < declared:
+            raise PixelDataError("the pixel data is shorter than the image header declares")
+        if len(value) > declared + 1 + (declared & 1):  # one pad byte makes it even
+            raise PixelDataError("the pixel data is longer than the image header declares")
+        return
+    if verify_compressed and tsuid.is_transfer_syntax:  # a private syntax: no decoder to ask
+        try:
+            for _frame in iter_pixels(ds):
+                pass
+        except BaseException as exc:  # decoders raise anything (pyo3: PanicException)
+            if isinstance(exc, (*FATAL, DcmwatchError)):
+                raise
+            name = type(exc).__name__
+            raise PixelDataError(f"the compressed pixel data does not decode ({name})") from None
+
+
+def _declared_pixel_bytes(ds: Dataset) -> int:
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    frames = int(ds.get("NumberOfFrames") or 1)
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    bits = int(ds.BitsAllocated)
+    if min(rows, columns, frames, samples, bits) <= 0:
+        raise PixelDataError("the image header declares zero rows, columns, frames or bits")
+    pixels = rows * columns * frames
+    if bits == 1:
+        return (pixels * samples + 7) // 8
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
+        return pixels * 2 * (bits // 8)  # two samples per pixel on average (PS3.5 8.2.1)
+    return pixels * samples * ((bits + 7) // 8)
+
+
 def encode(ds: Dataset) -> bytes:
     """Write a Part 10 file (preamble, complete file meta) to bytes."""
-    meta = ds.file_meta
+    # A new file meta group, ours entirely: the input's may carry AE titles and private
+    # information, and a damaged one (a group length with the wrong VR) would be copied into an
+    # output that no longer parses.
+    old = ds.file_meta
+    meta = FileMetaDataset()
+    meta.FileMetaInformationVersion = b"\x00\x01"
     meta.MediaStorageSOPClassUID = UID(
-        str(ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID")))
+        str(ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID")))
     )
     meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
+    meta.TransferSyntaxUID = old.TransferSyntaxUID
     meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                    "PrivateInformation"):
-        if keyword in meta:
-            delattr(meta, keyword)
+    ds.file_meta = meta
     buf = BytesIO()
     ds.preamble = b"\0" * 128
     pydicom.dcmwrite(buf, ds, enforce_file_format=True)
@@ -167,6 +244,8 @@ def _reread_inflated(body: bytes, meta: FileMetaDataset) -> Dataset:
     """Read the inflated dataset; it is written back as Explicit VR Little Endian."""
     try:
         inner = read_dataset(BytesIO(body), is_implicit_VR=False, is_little_endian=True)
+    except DcmwatchError:
+        raise
     except Exception as exc:
         raise NotDicomError(f"unreadable deflated dataset ({type(exc).__name__})") from None
     ds = pydicom.FileDataset(

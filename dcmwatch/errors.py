@@ -7,6 +7,12 @@ exception *class* kept as context for engineers, never its message.
 
 from __future__ import annotations
 
+#: What an error boundary must let through: the interpreter is stopping. Everything else that
+#: reaches a boundary is caught, BaseException included: Rust decoders (pyo3) raise
+#: `PanicException`, a BaseException, on malformed input, and one escaping a worker's task
+#: would reach the daemon's main loop.
+FATAL = (KeyboardInterrupt, SystemExit, GeneratorExit)
+
 
 class DcmwatchError(Exception):
     """Root of every error dcmwatch raises on purpose."""
@@ -53,6 +59,18 @@ class TruncatedError(InputError):
     """The file ends before its elements do. Retried while the writer may still be busy."""
 
     reason = "truncated"
+
+
+class PixelDataError(InputError):
+    """The pixel data disagrees with the image header, or compressed frames do not decode."""
+
+    reason = "pixel_data"
+
+
+class TimeLimitExceeded(InputError):
+    """Processing the file took longer than limits.file_seconds (a pathological input)."""
+
+    reason = "time_limit"
 
 
 class TransformError(InputError):

@@ -16,17 +16,27 @@ import ctypes.util
 import logging
 import os
 import signal
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
 import pydicom.config
 
 from dcmwatch import pipeline, store
 from dcmwatch.config import Config
-from dcmwatch.errors import DcmwatchError, InputError, OutputError, TransientError
+from dcmwatch.errors import (
+    FATAL,
+    DcmwatchError,
+    InputError,
+    OutputError,
+    TimeLimitExceeded,
+    TransientError,
+)
 from dcmwatch.ocr import Finding
 from dcmwatch.ocr.engines import engine_for
 
@@ -123,10 +133,11 @@ def process(task: Task, config: Config) -> Outcome:
     mtime_ns = 0
     size = 0
     try:
-        got = store.read_input(task.path, max_bytes=config.limits.max_file_bytes,
-                              allow_hardlinks=task.batch)
-        mtime_ns, size = got.mtime_ns, got.size
-        result = pipeline.process_bytes(got.data, config)
+        with time_limit(config.limits.file_seconds):
+            got = store.read_input(task.path, max_bytes=config.limits.max_file_bytes,
+                                  allow_hardlinks=task.batch)
+            mtime_ns, size = got.mtime_ns, got.size
+            result = pipeline.process_bytes(got.data, config)
         dest = _inside(config.paths.outbox, result.relpath)
         pending = None
         if task.defer_sync:
@@ -139,8 +150,15 @@ def process(task: Task, config: Config) -> Outcome:
     except TransientError as exc:
         return _failed(task, "transient", exc, start, pid, mtime_ns, size)
     except (InputError, OutputError) as exc:
-        return _failed(task, "quarantine", exc, start, pid, mtime_ns, size)
-    except Exception as exc:  # a bug: quarantine with the class, never the message
+        # A library may have wrapped our TimeLimitExceeded in its own error: say why anyway.
+        err: DcmwatchError = TimeLimitExceeded(_TIME_LIMIT_MESSAGE) if _alarm.fired else exc
+        return _failed(task, "quarantine", err, start, pid, mtime_ns, size)
+    except BaseException as exc:  # a bug (or a decoder's panic): the class, never the message
+        if isinstance(exc, FATAL):
+            raise
+        if _alarm.fired:
+            return _failed(task, "quarantine", TimeLimitExceeded(_TIME_LIMIT_MESSAGE), start,
+                           pid, mtime_ns, size)
         return Outcome(
             claim_id=task.claim_id, status="quarantine", reason="internal",
             message=f"internal error ({type(exc).__name__})", mtime_ns=mtime_ns,
@@ -153,6 +171,93 @@ def process(task: Task, config: Config) -> Outcome:
         duration_ms=_ms(start), worker=pid, rules=result.rules, reid=result.reid,
         findings=result.findings, pending=pending,
     )
+
+
+#: Exit status of a worker ended by the backstop (its file ran past the limit inside C code).
+BACKSTOP_EXIT = 70
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Stop one file's work after `seconds` of wall-clock time.
+
+    A pool cannot cancel a running task, so the worker limits itself: an ITIMER_REAL alarm raises
+    `TimeLimitExceeded` (an InputError: the file is quarantined as `time_limit`) at the next
+    Python bytecode. A decoder stuck in C code never reaches one; for that a backstop thread
+    ends the whole worker (`os._exit`) after a grace period, and the daemon's crash handling
+    retries the file alone and quarantines it after `workers.max_attempts`. Only the main thread
+    can take signals, so elsewhere (a caller's thread) no limit applies.
+    The write of the output is outside the limit: an alarm there would leave a temp file.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _alarm.fired = False
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    _backstop().arm(time.monotonic() + seconds + max(1.0, seconds / 2))
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _backstop().disarm()
+        signal.signal(signal.SIGALRM, previous)
+
+
+_TIME_LIMIT_MESSAGE = "processing the file took longer than limits.file_seconds"
+
+
+class _Alarm:
+    #: Set when the alarm fired: libraries that catch Exception may re-wrap it (the
+    #: de-identifier turns it into a TransformError), and the outcome must still say why.
+    fired = False
+
+
+_alarm = _Alarm()
+
+
+def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
+    _alarm.fired = True
+    raise TimeLimitExceeded(_TIME_LIMIT_MESSAGE)
+
+
+class _Backstop:
+    """One thread per process that ends it if an armed deadline passes."""
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._cv = threading.Condition()
+        threading.Thread(target=self._watch, name="dcmwatch-backstop", daemon=True).start()
+
+    def arm(self, deadline: float) -> None:
+        with self._cv:
+            self._deadline = deadline
+            self._cv.notify()
+
+    def disarm(self) -> None:
+        with self._cv:
+            self._deadline = None
+
+    def _watch(self) -> None:
+        with self._cv:
+            while True:
+                if self._deadline is None:
+                    self._cv.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    os._exit(BACKSTOP_EXIT)
+                self._cv.wait(remaining)
+
+
+_backstop_instance: _Backstop | None = None
+
+
+def _backstop() -> _Backstop:
+    global _backstop_instance  # noqa: PLW0603 - one watcher thread per process, made on first use
+    if _backstop_instance is None:
+        _backstop_instance = _Backstop()
+    return _backstop_instance
 
 
 def _failed(task: Task, status: Status, exc: DcmwatchError, start: float, pid: int,

@@ -10,13 +10,14 @@ written only when that is on. The file is created owner/group-only (0600/0640).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from dcmwatch.errors import DcmwatchError
 
@@ -65,11 +66,68 @@ def _create(path: Path, mode: int) -> None:
         os.close(fd)
 
 
+class JournalError(DcmwatchError):
+    """The state database cannot be used (another process holds it): the daemon refuses to
+    start rather than run without a record."""
+
+    reason = "journal"
+
+
+def open_journal(path: Path, *, mode: int = 0o600) -> tuple[Journal, str | None]:
+    """Open the journal; a corrupt one is moved aside and a new one started.
+
+    The folders are the truth about what is left to do, the journal only the record of what was
+    done: losing the record is better than refusing to process files, and the old file is kept
+    for an audit. Returns the journal and the name the corrupt file was moved to (or None).
+    A database locked by another process is refused (`JournalError`): two daemons on one state
+    folder would claim the same files.
+    """
+    try:
+        return Journal(path, mode=mode), None
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise JournalError(f"{path}: the state database is locked by another process") from None
+        raise JournalError(f"{path}: the state database cannot be opened") from None
+    except sqlite3.DatabaseError:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            src = path.with_name(path.name + suffix)
+            if src.exists():
+                os.replace(src, aside.with_name(aside.name + suffix))
+        return Journal(path, mode=mode), aside.name
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A database still locked after SQLite's busy timeout (10 s) or failing underneath us is a
+    `JournalError`, which stops the daemon with `daemon.failed` (exit 3) instead of a traceback;
+    the folders keep every file, and a restart resumes exactly once."""
+
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise JournalError(f"the state database failed ({type(exc).__name__})") from None
+
+    return wrapper
+
+
 class Journal:
     def __init__(self, path: Path, *, mode: int = 0o600) -> None:
         self.path = path
         _create(path, mode)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        try:
+            self._init()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _init(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -84,6 +142,7 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
+    @_guarded
     def claimed(self, claim_id: str, size: int) -> None:
         self._db.execute(
             "INSERT INTO files(claim_id, claimed_at, size, outcome) VALUES(?, ?, ?, 'claimed') "
@@ -91,6 +150,7 @@ class Journal:
             (claim_id, time.time(), size),
         )
 
+    @_guarded
     def attempt(self, claim_id: str) -> int:
         """Count one more attempt (a worker picked it up); returns the new count."""
         cur = self._db.execute(
@@ -101,6 +161,7 @@ class Journal:
         row = cur.fetchone()
         return int(row[0]) if row else 1
 
+    @_guarded
     def finished(self, claim_id: str, *, outcome: str, reason: str | None = None,
                  output: str | None = None, sha256: str | None = None,
                  size: int | None = None, duration_ms: float | None = None) -> None:
@@ -115,6 +176,13 @@ class Journal:
             (time.time(), outcome, reason, output, sha256, size, duration_ms, claim_id),
         )
 
+    @_guarded
+    def unfinished(self) -> list[str]:
+        """Claims with no outcome yet: work in progress when the daemon last stopped."""
+        rows = self._db.execute("SELECT claim_id FROM files WHERE outcome = 'claimed'")
+        return [str(r[0]) for r in rows]
+
+    @_guarded
     def heartbeat(self, queue_depth: int, processed: int, quarantined: int,
                   data: Mapping[str, Any] | None = None) -> None:
         """`data`: the heartbeat event's numeric fields, for `dcmwatch status`."""

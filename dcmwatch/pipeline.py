@@ -24,7 +24,7 @@ from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
 from dcmwatch.deid.pseudonyms import Keyed
 from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
-from dcmwatch.errors import DcmwatchError, TransformError
+from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
@@ -87,6 +87,8 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine."""
     steps = build_steps(config)
     ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
+    dicomfile.check_pixels(ds, max_pixel_bytes=config.limits.max_pixel_bytes,
+                           verify_compressed=config.limits.verify_compressed)
     before = reid_snapshot(ds) if config.deid.reid_map else None
     # The guard compares what it reads with the original header: collect before it is gone.
     identifiers = collect_identifiers(ds) if config.ocr.enabled else None
@@ -118,7 +120,9 @@ def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:
             ds = step(ds)
         except DcmwatchError:
             raise
-        except Exception as exc:  # a bug or an unforeseen dataset: never quote the message
+        except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
+            if isinstance(exc, FATAL):
+                raise
             raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
     return ds
 

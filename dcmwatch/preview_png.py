@@ -61,7 +61,8 @@ def _ocr_boxes(ds: Dataset, config: Config, frame: int) -> list[Box]:
     from dcmwatch.ocr import text_boxes  # noqa: PLC0415 - loads an OCR engine
 
     try:
-        found = text_boxes(ds, config.ocr, frame=frame)
+        found = text_boxes(ds, config.ocr, max_pixel_bytes=config.limits.max_pixel_bytes,
+                           frame=frame)
     except DcmwatchError:
         raise
     except Exception as exc:  # an engine's message may quote what it read

@@ -50,6 +50,10 @@ def read_input(path: str | os.PathLike[str], *, max_bytes: int,
     where the operator names the inputs, allows them.
     """
     try:
+        # Not even opened unless it is a regular file: opening a device can act on it (a tape
+        # rewinds). fstat after the open still decides (the name may be swapped in between).
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise NotRegularFileError("a symbolic link or special file, not read")
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO):
@@ -218,6 +222,14 @@ def quarantine(work: Path, dest_dir: Path, name: str, sidecar: dict[str, Any], *
     body = json.dumps(sidecar, indent=2, sort_keys=True).encode() + b"\n"
     write_durable(dest_dir / f"{name}.json", body, tag=f"{name}.json", mode=mode)
     target = dest_dir / f"{name}.dcm"
+    st = os.lstat(work)
+    if not keep_source and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+        # A link, FIFO or device, or a hard link to a file elsewhere: moved as it is, the
+        # quarantine would hand whoever reads it the other file (or block them on a FIFO).
+        # An empty placeholder takes its place; the thing itself is removed unread.
+        write_durable(target, b"", tag=name, mode=mode)
+        work.unlink()
+        return target
     move_durable(work, target, tag=name, mode=mode, keep_source=keep_source)
     return target
 
@@ -231,6 +243,10 @@ def move_durable(src: Path, dest: Path, *, tag: str, mode: int = 0o640,
     """
     st = os.lstat(src)
     if not keep_source and _same_device(st, dest.parent):
+        if stat.S_ISREG(st.st_mode):
+            # A rename keeps the dropper's mode (often 0644): a quarantined or archived original
+            # holds PHI and must get our restrictive mode, before it appears under its new name.
+            os.chmod(src, mode)
         os.replace(src, dest)
         fsync_dir(dest.parent)
         return

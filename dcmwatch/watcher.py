@@ -7,6 +7,7 @@ folder raises `OSError`, so `alive()` is checked by the daemon, which restarts t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -89,12 +90,27 @@ def _shorten_move_pairing() -> None:
     except ImportError:  # an older watchdog: its default stays
         return
     grouper.InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
+#: watchdog rebuilds its watches after an inotify queue overflow but tells no handler; its
+#: warning on this logger is the only sign that events (files) were lost.
+_INOTIFY_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+
+class _OverflowSpotter(logging.Handler):
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Inotify queue overflowed"):
+            self._on_overflow()
 
 
 class Watcher:
     def __init__(self, inbox: Path, mode: str, poll_seconds: float, offer: Offer,
-                 on_error: OnError, on_new_dir: Callable[[str], None]) -> None:
+                 on_error: OnError, on_new_dir: Callable[[str], None],
+                 on_overflow: Callable[[], None] | None = None) -> None:
         self.inbox = inbox
+        self._spotter = _OverflowSpotter(on_overflow) if on_overflow is not None else None
         self.mode = mode
         self.poll_seconds = poll_seconds
         self._handler = _Handler(offer, on_error, on_new_dir)
@@ -109,6 +125,9 @@ class Watcher:
             observer = _native()
             self.kind = type(observer).__name__.replace("Observer", "").lower() or "native"
         observer.daemon = True
+        if self._spotter is not None:
+            for name in _INOTIFY_LOGGERS:
+                logging.getLogger(name).addHandler(self._spotter)
         observer.schedule(self._handler, str(self.inbox), recursive=True)
         observer.start()
         self._observer = observer
@@ -118,6 +137,9 @@ class Watcher:
 
     def stop(self, timeout: float = 5.0) -> None:
         obs, self._observer = self._observer, None
+        if self._spotter is not None:
+            for name in _INOTIFY_LOGGERS:
+                logging.getLogger(name).removeHandler(self._spotter)
         if obs is None:
             return
         obs.stop()

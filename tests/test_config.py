@@ -116,3 +116,13 @@ class TestReloadScope:
         changed = _load(tmp_path, '[log]\nlevel = "debug"\n[workers]\ncount = 3\n')
         # workers are replaced live; the log was configured once at start and is not
         assert config_mod.diff_requires_restart(old, changed) == ["log"]
+
+
+class TestPixelLimit:
+    def test_one_limit_in_limits_reaches_the_pixel_step(self, tmp_path: Path) -> None:
+        cfg = _load(tmp_path, "[limits]\nmax_pixel_bytes = 4096\n")
+        assert cfg.pixels.max_pixel_bytes == 4096
+
+    def test_the_old_pixels_key_says_where_it_went(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"pixels\.max_pixel_bytes: moved to limits"):
+            _load(tmp_path, "[pixels]\nmax_pixel_bytes = 4096\n")

@@ -24,7 +24,7 @@ import pydicom.config
 from dcmwatch import __version__, job, pipeline
 from dcmwatch.backfill import locations
 from dcmwatch.config import Config
-from dcmwatch.errors import InputError, OutputError, TransientError
+from dcmwatch.errors import FATAL, InputError, OutputError, TransientError
 from dcmwatch.ocr.findings import Finding
 
 Status = Literal["processed", "quarantined", "failed"]
@@ -117,7 +117,9 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
     except (InputError, OutputError) as exc:
         return quarantine(item, batch, config, exc.reason, str(exc), size, start,
                           findings=getattr(exc, "findings", ()))
-    except Exception as exc:  # a bug: quarantine with the class, never the message
+    except BaseException as exc:  # a bug (or a Rust decoder's panic): the class, never the message
+        if isinstance(exc, FATAL):
+            raise
         return quarantine(item, batch, config, "internal",
                           f"internal error ({type(exc).__name__})", size, start)
     return FileResult(

@@ -33,7 +33,7 @@ class MaskGeometryError(TransformError):
 
 
 class PixelDataTooLargeError(TransformError):
-    """The pixel data the header declares exceeds ``[pixels] max_pixel_bytes``; nothing decoded."""
+    """The pixel data the header declares exceeds ``[limits] max_pixel_bytes``; nothing decoded."""
 
     reason = "pixel_data_too_large"
 
