@@ -36,7 +36,7 @@ from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
-from dcmwatch.journal import Journal
+from dcmwatch.journal import open_state
 from dcmwatch.log import get as get_logger
 from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
@@ -113,7 +113,7 @@ class Daemon:
         os.umask(0o027)
         self.supervision = Supervision(self.env, self.log)
         self._prepare_folders()
-        self.journal = Journal(self.state / "journal.sqlite3", mode=self.config.output.file_mode)
+        self.journal = open_state(self.config)
         self.pool = Pool(self.config)
         self.pool.warm()
         recovered = self._recover()
@@ -259,7 +259,7 @@ class Daemon:
         """Its own connection (SQLite connections stay in their thread); WAL lets the main
         thread keep writing, and the busy timeout covers the moment of the checkpoint."""
         t0 = time.monotonic()
-        journal = Journal(self.state / "journal.sqlite3")
+        journal = open_state(self.config)
         try:
             done = journal.maintain(self.config.schedule.journal_keep_days)
         finally:
@@ -640,6 +640,7 @@ class Daemon:
                            sections=fixed)
             return
         self.config = new
+        self.journal.restrict(mode=new.output.file_mode, reid_map=new.deid.reid_map)
         self.pool.replace(new)
         self._space_checked = 0.0  # a new min_free_mb applies now
         self.log.info("config.reloaded", source=new.source)

@@ -4,7 +4,8 @@ The folders are the truth about what still has to be done (inbox, work area); th
 record of what was done: content hash, outcome, output path, timings. It is what idempotency
 checks, `dcmwatch status` and audits read. It never holds an input's file name or a tag value,
 with one opt-in exception: the `reid` table of the re-identification map (`[deid] reid_map`),
-written only when that is on. The file is created owner/group-only (0600/0640).
+written only when that is on. The file is never wider than `[output] file_mode` & 0660, and
+owner-only (0600) whenever the map is on: an existing file is narrowed when it is opened.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dcmwatch.errors import DcmwatchError
+
+if TYPE_CHECKING:
+    from dcmwatch.config import Config
 
 SCHEMA_VERSION = 1
 
@@ -57,19 +62,49 @@ PRUNE_BATCH = 2000
 FILENAME = "journal.sqlite3"
 
 
+def mode_for(file_mode: int, reid_map: bool) -> int:
+    """The widest mode the state database may have: owner-only with the re-identification map
+    (originals of every patient: not for the group that may read outputs), else the output
+    mode without execute or world bits."""
+    return 0o600 if reid_map else file_mode & 0o660
+
+
 def _create(path: Path, mode: int) -> None:
-    """Create the database file with `mode` (never world-readable: the reid map may live in
-    it); SQLite gives its -wal and -shm files the same permissions."""
+    """Create the database file with `mode`, or narrow an existing one to it. SQLite gives the
+    -wal and -shm files it creates the main file's permissions."""
     with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o660)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         os.close(fd)
+    narrow(path, mode)
+
+
+def narrow(path: Path, mode: int) -> None:
+    """Take from the database file and its -wal/-shm every permission bit `mode` lacks: a
+    journal made before the map was switched on, or by an older version, may be wider. Narrow
+    only, never widen: a map switched off again leaves its rows behind."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue  # absent, or a link (SQLite would not use it either)
+        try:
+            st = os.fstat(fd)
+            current = stat.S_IMODE(st.st_mode)
+            if stat.S_ISREG(st.st_mode) and current & ~mode and st.st_uid == os.geteuid():
+                os.fchmod(fd, current & mode)
+        finally:
+            os.close(fd)
 
 
 class Journal:
-    def __init__(self, path: Path, *, mode: int = 0o600) -> None:
+    def __init__(self, path: Path, *, mode: int = 0o600, reid_map: bool = False) -> None:
+        """`mode`: `[output] file_mode`; `reid_map`: `[deid] reid_map` (0600 when on)."""
         self.path = path
-        _create(path, mode)
+        _create(path, mode_for(mode, reid_map))
         self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        # Deleted rows (a reid pair an operator removes, pruned rows) are zeroed, not left in
+        # free pages for anyone who copies the file; not every SQLite build defaults to it.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -83,6 +118,10 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
+
+    def restrict(self, *, mode: int, reid_map: bool) -> None:
+        """After a reload: a map switched on makes the file owner-only at once."""
+        narrow(self.path, mode_for(mode, reid_map))
 
     def claimed(self, claim_id: str, size: int) -> None:
         self._db.execute(
@@ -187,6 +226,12 @@ class Journal:
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
         return max(cur.rowcount, 0)
+
+
+def open_state(config: Config) -> Journal:
+    """The state database of `config`, with the mode its settings allow."""
+    return Journal(config.paths.state / FILENAME, mode=config.output.file_mode,
+                   reid_map=config.deid.reid_map)
 
 
 class MissingJournalError(DcmwatchError):

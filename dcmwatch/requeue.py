@@ -25,7 +25,7 @@ from typing import Any
 from dcmwatch import store
 from dcmwatch.config import Config
 from dcmwatch.housekeeping import claimed_at
-from dcmwatch.journal import Journal
+from dcmwatch.journal import open_state
 
 STAGING_DIR_NAME = ".dcmwatch-requeue"
 
@@ -80,8 +80,7 @@ def requeue(config: Config, log: Any, *, reason: str | None = None,
         return summary
     staging = inbox / STAGING_DIR_NAME
     store.ensure_dir(staging)
-    journal = Journal(config.paths.state / "journal.sqlite3") if config.paths.state.is_dir() \
-        else None
+    journal = open_state(config) if config.paths.state.is_dir() else None
     try:
         for entry in todo:
             outcome = _one(entry, quarantine, inbox, staging, config.output.file_mode, log)
