@@ -91,6 +91,29 @@ class TestRequeue:
         assert not staging.exists()
         assert list(cfg.paths.quarantine.iterdir()) == []
 
+    @pytest.mark.parametrize("claimed", [False, True])
+    def test_removes_the_sidecar_a_crash_after_the_move_left(self, tmp_path: Path,
+                                                              claimed: bool) -> None:
+        """Killed after the rename into the inbox, before the sidecar went: the next run
+        removes the orphan sidecar (an event says so), whether the file still waits in the
+        inbox or the daemon claimed it already; status no longer counts it."""
+        cfg = _cfg(tmp_path)
+        cfg.paths.inbox.mkdir()
+        cid = _quarantine(cfg, "too_large")
+        other = _quarantine(cfg, "too_large")
+        os.rename(cfg.paths.quarantine / f"{cid}.dcm", cfg.paths.inbox / f"{cid}.dcm")
+        if claimed:
+            (cfg.paths.inbox / f"{cid}.dcm").unlink()
+        rec = Recorder()
+        summary = requeue.requeue(cfg, rec)
+        assert (summary.requeued, summary.orphans, summary.skipped) == (1, 1, 0)
+        assert sorted(p.name for p in cfg.paths.inbox.iterdir()) == sorted(
+            [f"{other}.dcm"] + ([] if claimed else [f"{cid}.dcm"]))
+        assert list(cfg.paths.quarantine.iterdir()) == []
+        orphan = [f for _, e, f in rec.events if e == "file.requeue_orphan"]
+        assert orphan == [{"claim_id": cid, "reason": "too_large", "in_inbox": not claimed}]
+        assert requeue.requeue(cfg, Recorder()).as_fields()["orphans"] == 0
+
     def test_dry_run_moves_nothing_and_journal_records(self, tmp_path: Path) -> None:
         """--dry-run counts; a real run marks the journal rows `requeued`."""
         cfg = _cfg(tmp_path)
