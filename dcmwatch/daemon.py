@@ -257,7 +257,8 @@ class Daemon:
 
     def _job_maintenance(self) -> None:
         """Its own connection (SQLite connections stay in their thread); WAL lets the main
-        thread keep writing, and the busy timeout covers the moment of the checkpoint."""
+        thread keep writing; the checkpoint waits for readers about a second at most
+        (`journal.CHECKPOINT_BUSY_MS`) and reports `checkpoint_busy` when they outlast it."""
         t0 = time.monotonic()
         journal = open_state(self.config)
         try:

@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, pr
 #: Rows deleted per transaction by `Journal.maintain` (a few milliseconds of write lock).
 PRUNE_BATCH = 2000
 
+#: How long the maintenance checkpoint waits for readers (`status`, a sqlite3 shell) before it
+#: gives up until next time. TRUNCATE holds the write lock while it waits: the main thread's
+#: writes stall for as long, and fail after their own busy timeout (`BUSY_TIMEOUT_S`).
+CHECKPOINT_BUSY_MS = 1000
+BUSY_TIMEOUT_S = 10.0
+
 #: The state database's file name inside `[paths] state`.
 FILENAME = "journal.sqlite3"
 
@@ -101,7 +107,7 @@ class Journal:
         """`mode`: `[output] file_mode`; `reid_map`: `[deid] reid_map` (0600 when on)."""
         self.path = path
         _create(path, mode_for(mode, reid_map))
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         # Deleted rows (a reid pair an operator removes, pruned rows) are zeroed, not left in
         # free pages for anyone who copies the file; not every SQLite build defaults to it.
         self._db.execute("PRAGMA secure_delete=ON")
@@ -185,9 +191,24 @@ class Journal:
             cutoff = now - keep_days * 86_400
             files = self._prune("files", "outcome != 'claimed' AND finished_at < ?", cutoff)
             beats = self._prune("heartbeats", "at < ?", cutoff)
-        busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
-                "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
+        busy, wal_pages, done = self._checkpoint()
+        return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": busy,
+                "wal_pages": wal_pages, "checkpointed_pages": done}
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """(busy, WAL pages, pages checkpointed); busy is reported, never raised: the next run
+        tries again, and the WAL is checkpointed passively meanwhile at every 1000 pages."""
+        self._db.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+        try:
+            busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY,
+                                                               sqlite3.SQLITE_LOCKED):
+                raise
+            return 1, -1, -1
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        return int(busy), int(wal_pages), int(done)
 
     def _prune(self, table: str, condition: str, cutoff: float) -> int:
         """Delete in small transactions: one DELETE of a year of rows would hold the write lock

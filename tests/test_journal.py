@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,47 @@ def test_deleted_reid_rows_leave_no_bytes_behind(tmp_path: Path,
     data = path.read_bytes()
     assert b"KEEP^ME" in data
     assert MARKERS.patient_id.encode() not in data
+
+
+class TestCheckpoint:
+    def test_a_reader_makes_it_give_up_soon_and_say_so(self, tmp_path: Path) -> None:
+        """An open read transaction (`status`, a sqlite3 shell) keeps TRUNCATE waiting while it
+        holds the write lock: about a second, not the 10 s the main thread's writes would wait
+        behind it; reported as checkpoint_busy, and the journal's writes work after."""
+        path = tmp_path / journal.FILENAME
+        j = journal.Journal(path)
+        j.finished("a", outcome="processed")
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM files").fetchall()
+        j.finished("b", outcome="processed")  # a frame the reader's snapshot does not have
+        t0 = time.monotonic()
+        done = j.maintain(0)
+        waited = time.monotonic() - t0
+        assert done["checkpoint_busy"] == 1
+        assert waited < 5.0, waited
+        assert j._db.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+        reader.execute("COMMIT")
+        reader.close()
+        assert j.maintain(0)["checkpoint_busy"] == 0
+        j.close()
+
+    def test_a_locked_database_is_reported_not_raised(self, tmp_path: Path) -> None:
+        class Locked:
+            def __init__(self, db: sqlite3.Connection) -> None:
+                self.db = db
+
+            def execute(self, sql: str, *args: Any) -> Any:
+                if "wal_checkpoint" in sql:
+                    exc = sqlite3.OperationalError("database is locked")
+                    exc.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+                    raise exc
+                return self.db.execute(sql, *args)
+
+        j = journal.Journal(tmp_path / journal.FILENAME)
+        real = j._db
+        j._db = Locked(real)  # type: ignore[assignment]
+        done = j.maintain(0)
+        assert (done["checkpoint_busy"], done["wal_pages"]) == (1, -1)
+        j._db = real
+        j.close()
