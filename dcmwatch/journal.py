@@ -87,19 +87,18 @@ def _create(path: Path, mode: int) -> None:
 def narrow(path: Path, mode: int) -> None:
     """Take from the database file and its -wal/-shm every permission bit `mode` lacks: a
     journal made before the map was switched on, or by an older version, may be wider. Narrow
-    only, never widen: a map switched off again leaves its rows behind."""
+    only, never widen: a map switched off again leaves its rows behind.
+
+    By path, never by opening the files: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it, the main thread's connection's included."""
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            continue  # absent, or a link (SQLite would not use it either)
-        try:
-            st = os.fstat(fd)
-            current = stat.S_IMODE(st.st_mode)
-            if stat.S_ISREG(st.st_mode) and current & ~mode and st.st_uid == os.geteuid():
-                os.fchmod(fd, current & mode)
-        finally:
-            os.close(fd)
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        current = stat.S_IMODE(st.st_mode)
+        if stat.S_ISREG(st.st_mode) and current & ~mode and st.st_uid == os.geteuid():
+            os.chmod(p, current & mode)  # a link is skipped above; the folder is the service's
 
 
 class Journal:
