@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS files (
     reason       TEXT,
     output       TEXT,
     duration_ms  REAL,
-    attempts     INTEGER NOT NULL DEFAULT 0
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    requeued_at  REAL                    -- set by `dcmwatch requeue`; the outcome stays
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
 CREATE INDEX IF NOT EXISTS files_finished ON files (finished_at);
@@ -120,6 +121,9 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(heartbeats)")}
         if "data" not in columns:  # journals from before heartbeats kept their fields
             self._db.execute("ALTER TABLE heartbeats ADD COLUMN data TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "requeued_at" not in columns:  # journals from before requeues kept the outcome
+            self._db.execute("ALTER TABLE files ADD COLUMN requeued_at REAL")
 
     def close(self) -> None:
         self._db.close()
@@ -170,14 +174,16 @@ class Journal:
         )
 
     def requeued(self, claim_id: str) -> None:
-        """A quarantined file went back to the inbox (it will be claimed under a new id)."""
+        """A quarantined file went back to the inbox (it will be claimed under a new id).
+
+        The row keeps its outcome, `quarantined`: that happened, and `status` counts it; the
+        requeue is its own fact. A row pruned or never written is recorded as `requeued`."""
         now = time.time()
         self._db.execute(
-            "INSERT INTO files(claim_id, claimed_at, finished_at, outcome) "
-            "VALUES(?, ?, ?, 'requeued') "
-            "ON CONFLICT(claim_id) DO UPDATE SET outcome='requeued', "
-            "finished_at=excluded.finished_at",
-            (claim_id, now, now),
+            "INSERT INTO files(claim_id, claimed_at, finished_at, outcome, requeued_at) "
+            "VALUES(?, ?, ?, 'requeued', ?) "
+            "ON CONFLICT(claim_id) DO UPDATE SET requeued_at=excluded.requeued_at",
+            (claim_id, now, now, now),
         )
 
     def maintain(self, keep_days: float, *, now: float | None = None) -> dict[str, int]:

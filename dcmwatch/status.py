@@ -43,11 +43,23 @@ def collect(config: Config, *, now: float | None = None) -> dict[str, Any]:
 
 
 def _outcomes(db: sqlite3.Connection, since: float) -> dict[str, int]:
+    """Per outcome, plus `requeued`: files `dcmwatch requeue` sent back, counted when they went
+    (their rows still say `quarantined`, which they were). Rows whose outcome is `requeued`
+    (older journals, or a requeue without a row) count there only."""
     rows = db.execute(
         "SELECT outcome, COUNT(*) FROM files WHERE COALESCE(finished_at, claimed_at) >= ? "
-        "GROUP BY outcome ORDER BY outcome", (since,),
+        "AND outcome != 'requeued' GROUP BY outcome ORDER BY outcome", (since,),
     )
-    return {str(o): int(n) for o, n in rows}
+    out = {str(o): int(n) for o, n in rows}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+    when = "COALESCE(requeued_at, CASE WHEN outcome = 'requeued' THEN finished_at END)" \
+        if "requeued_at" in columns else "CASE WHEN outcome = 'requeued' THEN finished_at END"
+    requeued = db.execute(
+        f"SELECT COUNT(*) FROM files WHERE {when} >= ?", (since,)  # noqa: S608 - our own SQL
+    ).fetchone()[0]
+    if requeued:
+        out["requeued"] = int(requeued)
+    return dict(sorted(out.items()))
 
 
 def _reasons(db: sqlite3.Connection, since: float) -> dict[str, int]:

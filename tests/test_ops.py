@@ -115,7 +115,7 @@ class TestRequeue:
         assert requeue.requeue(cfg, Recorder()).as_fields()["orphans"] == 0
 
     def test_dry_run_moves_nothing_and_journal_records(self, tmp_path: Path) -> None:
-        """--dry-run counts; a real run marks the journal rows `requeued`."""
+        """--dry-run counts; a real run records the requeue beside the quarantine."""
         cfg = _cfg(tmp_path)
         cfg.paths.inbox.mkdir()
         cfg.paths.state.mkdir()
@@ -127,7 +127,28 @@ class TestRequeue:
         assert list(cfg.paths.inbox.iterdir()) == []
         requeue.requeue(cfg, Recorder())
         db = sqlite3.connect(cfg.paths.state / "journal.sqlite3")
-        assert db.execute("SELECT outcome FROM files").fetchall() == [("requeued",)]
+        rows = db.execute("SELECT outcome, reason, requeued_at IS NOT NULL FROM files").fetchall()
+        assert rows == [("quarantined", "too_large", 1)]
+        db.close()
+        outcomes = status.collect(cfg)["outcomes"]["last_day"]
+        assert outcomes == {"quarantined": 1, "requeued": 1}  # the history, not a net count
+
+    def test_status_counts_requeues_of_older_journals(self, tmp_path: Path) -> None:
+        """A row an older version turned into `requeued`, a requeue without a row, and a
+        journal without the requeued_at column (read-only status cannot migrate it)."""
+        cfg = _cfg(tmp_path)
+        cfg.paths.state.mkdir()
+        j = journal.Journal(cfg.paths.state / "journal.sqlite3")
+        j.finished("old", outcome="requeued")
+        j.requeued("unknown")
+        j.finished("q", outcome="quarantined", reason="not_dicom")
+        j.close()
+        assert status.collect(cfg)["outcomes"]["last_day"] == {"quarantined": 1, "requeued": 2}
+        db = sqlite3.connect(cfg.paths.state / "journal.sqlite3")
+        db.execute("ALTER TABLE files DROP COLUMN requeued_at")
+        db.commit()
+        db.close()
+        assert status.collect(cfg)["outcomes"]["last_day"] == {"quarantined": 1, "requeued": 2}
 
     def test_rename_noreplace_refuses_an_existing_name(self, tmp_path: Path) -> None:
         src, dest = tmp_path / "a", tmp_path / "b"
