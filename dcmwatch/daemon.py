@@ -46,6 +46,10 @@ WORK_DIR_NAME = ".dcmwatch-work"
 _TICK = 0.05
 _SETTLE_TICK = 0.1
 _SPACE_TICK = 1.0  # free-space checks for back-pressure: a statvfs per folder per second
+#: The scheduler's interval jobs and the `[schedule]` key of each: a reload reschedules them.
+_INTERVAL_JOBS = (("rescan", "rescan_seconds"), ("heartbeat", "heartbeat_seconds"),
+                  ("retention", "retention_seconds"),
+                  ("journal_maintenance", "maintenance_seconds"))
 
 
 @dataclass(slots=True)
@@ -640,11 +644,21 @@ class Daemon:
             self.log.error("config.reload_failed", message="these sections need a restart",
                            sections=fixed)
             return
-        self.config = new
+        old, self.config = self.config, new
         self.journal.restrict(mode=new.output.file_mode, reid_map=new.deid.reid_map)
         self.pool.replace(new)
+        self._reschedule(old, new)
         self._space_checked = 0.0  # a new min_free_mb applies now
         self.log.info("config.reloaded", source=new.source)
+
+    def _reschedule(self, old: Config, new: Config) -> None:
+        """New `[schedule]` intervals apply now (the next run one new interval from now); the
+        day counts are read by the jobs themselves at every run."""
+        for job_id, key in _INTERVAL_JOBS:
+            seconds = getattr(new.schedule, key)
+            if seconds != getattr(old.schedule, key):
+                self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+                self.log.info("schedule.changed", job=job_id, seconds=seconds)
 
     def _shutdown(self) -> None:
         self.supervision.stopping()

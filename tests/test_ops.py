@@ -377,3 +377,44 @@ class TestJobs:
         d._guarded("retention", boom)()
         level, event, fields = rec.events[0]
         assert (level, event, fields["job"]) == ("error", "job.failed", "retention")
+
+
+class TestReload:
+    def test_schedule_intervals_apply_on_sighup(self, tmp_path: Path) -> None:
+        """[schedule] is not a restart section: a reload reschedules the jobs whose interval
+        changed (an event each) and leaves the others alone."""
+        from datetime import timedelta
+
+        cfg_path = write_config(tmp_path)
+        cfg = config_mod.load(cfg_path)
+        cfg.paths.inbox.mkdir()
+        cfg.paths.state.mkdir()
+        d = Daemon(cfg, {})
+        rec = Recorder()
+        d.log = rec
+        replaced: list[config_mod.Config] = []
+
+        class Pool:
+            def replace(self, new: config_mod.Config) -> None:
+                replaced.append(new)
+
+        d.pool = Pool()  # type: ignore[assignment]
+        d.journal = journal.open_state(cfg)
+        d.scheduler = d._start_scheduler()
+        try:
+            cfg_path.write_text(cfg_path.read_text().replace(
+                "heartbeat_seconds = 2", "heartbeat_seconds = 7\nmaintenance_seconds = 120"))
+            d._do_reload()
+            assert [e for _, e, _ in rec.events if e.startswith("config.")] == [
+                "config.reloaded"]
+            assert len(replaced) == 1
+            interval = {job.id: job.trigger.interval for job in d.scheduler.get_jobs()}
+            assert interval["heartbeat"] == timedelta(seconds=7)
+            assert interval["journal_maintenance"] == timedelta(seconds=120)
+            assert interval["rescan"] == timedelta(seconds=5)
+            changed = [f for _, e, f in rec.events if e == "schedule.changed"]
+            assert changed == [{"job": "heartbeat", "seconds": 7.0},
+                               {"job": "journal_maintenance", "seconds": 120.0}]
+        finally:
+            d.scheduler.shutdown(wait=False)
+            d.journal.close()
