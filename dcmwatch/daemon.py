@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -38,11 +38,14 @@ from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
 from dcmwatch.journal import open_state
 from dcmwatch.log import get as get_logger
+from dcmwatch.store import WORK_DIR_NAME
 from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
 from dcmwatch.workers import BrokenProcessPool, Pool
 
-WORK_DIR_NAME = ".dcmwatch-work"
+if TYPE_CHECKING:
+    from dcmwatch.metrics import Metrics
+
 _TICK = 0.05
 _SETTLE_TICK = 0.1
 _SPACE_TICK = 1.0  # free-space checks for back-pressure: a statvfs per folder per second
@@ -102,7 +105,7 @@ class Daemon:
         #: Set while intake is paused for lack of disk space: the folder role that is short.
         self._paused: str | None = None
         self._space_checked = 0.0
-        self.metrics: Any = None  # dcmwatch.metrics.Metrics when [metrics] enabled
+        self.metrics: Metrics | None = None  # when [metrics] enabled
         p = config.paths
         self.inbox, self.outbox, self.qdir, self.state = p.inbox, p.outbox, p.quarantine, p.state
         self.work = self.state / "work"
@@ -298,19 +301,18 @@ class Daemon:
     def _check_space(self) -> None:
         """Back-pressure: claim nothing while the outbox or state disk is nearly full. Files
         wait in the inbox (the safest place for them); intake resumes by itself."""
-        low = housekeeping.low_space({"outbox": self.outbox, "state": self.state},
-                                     self.config.limits.min_free_mb)
+        folders = {"outbox": self.outbox, "state": self.state}
+        low = housekeeping.low_space(folders, self.config.limits.min_free_mb)
         if low is not None and self._paused is None:
             role, free = low
             self._paused = role
             self.log.warning("intake.paused", reason="disk_low", role=role,
-                             folder=str(self.outbox if role == "outbox" else self.state),
+                             folder=str(folders[role]),
                              free_mb=round(free, 1), min_free_mb=self.config.limits.min_free_mb)
         elif low is None and self._paused is not None:
             role, self._paused = self._paused, None
             self.log.info("intake.resumed", role=role,
-                          free_mb=round(housekeeping.free_mb(
-                              self.outbox if role == "outbox" else self.state), 1))
+                          free_mb=round(housekeeping.free_mb(folders[role]), 1))
             self.intake.wake()
 
     def _job_heartbeat(self) -> None:
@@ -360,7 +362,7 @@ class Daemon:
     def _snapshot(self) -> Snapshot:
         c = self.counters
         return Snapshot(
-            queue=self.intake.depth() + len(self._ready) + len(self._retry),
+            queue=self._queue_depth(),
             inflight=len(self._inflight), completed=c.completed, processed=c.processed,
             quarantined=c.quarantined,
             # While draining, the observer is stopped on purpose.

@@ -155,7 +155,7 @@ class Intake:
         """Offer every file of the inbox; warm ones settle first. Returns how many were seen."""
         seen = 0
         horizon_ns = int((wall_clock() - self.settle) * 1e9)
-        for path, st in _walk(str(self.inbox)):
+        for path, st in walk(str(self.inbox)):
             seen += 1
             if self.names.ignored(path):
                 continue
@@ -167,7 +167,7 @@ class Intake:
         return seen
 
 
-def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
+def walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
     """Every non-directory entry below `top`, hidden folders skipped, links never followed."""
     stack = [top]
     while stack:

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from dcmwatch.config import Config
-from dcmwatch.intake import NameFilter, _walk
-from dcmwatch.journal import open_readonly
+from dcmwatch.intake import NameFilter, walk
+from dcmwatch.journal import FILENAME, open_readonly
+from dcmwatch.store import WORK_DIR_NAME
 
 HOUR = 3600.0
 DAY = 86_400.0
-WORK_DIR_NAME = ".dcmwatch-work"  # the daemon's work area when the state is on another disk
 
 
 def collect(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (the --json output)."""
     now = time.time() if now is None else now
-    db_path = config.paths.state / "journal.sqlite3"
+    db_path = config.paths.state / FILENAME
     db = open_readonly(db_path)
     try:
         return {
@@ -96,7 +96,7 @@ def _heartbeat(db: sqlite3.Connection, now: float, *,
 
 def _queue(config: Config) -> dict[str, int]:
     names = NameFilter(config.watch.ignore)
-    inbox = sum(1 for path, _ in _walk(str(config.paths.inbox)) if not names.ignored(path))
+    inbox = sum(1 for path, _ in walk(str(config.paths.inbox)) if not names.ignored(path))
     work = sum(_count(folder, ".dcm") for folder in (config.paths.state / "work",
                                                      config.paths.inbox / WORK_DIR_NAME))
     return {"inbox": inbox, "claimed": work,

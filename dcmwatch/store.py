@@ -33,6 +33,9 @@ TRANSIENT_ERRNOS = frozenset(
      errno.EAGAIN, errno.EBUSY, errno.ENFILE, errno.EMFILE, errno.ESTALE, errno.ENOMEM}
 )
 TMP_SUFFIX = ".dcmwatch-tmp"
+#: The daemon's work area inside the inbox, used when `[paths] state` is on another filesystem
+#: (a claim is a rename). Hidden: intake never takes anything below it.
+WORK_DIR_NAME = ".dcmwatch-work"
 
 
 @dataclass(frozen=True, slots=True)
