@@ -26,8 +26,11 @@ from dcmwatch.errors import ConfigError, DcmwatchError
 EXIT_OK = 0
 EXIT_QUARANTINED = 1
 EXIT_USAGE = 2
-#: The daemon could not start or run (a folder it cannot create or watch).
+#: The daemon could not start or run (a folder it cannot create or watch); `status`/`lookup`:
+#: the state database cannot be read.
 EXIT_FAILED = 3
+#: `lookup`: no such pseudonym in the map.
+EXIT_NOT_FOUND = 1
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
@@ -220,7 +223,8 @@ def _check_config(config: Config, env: Mapping[str, str]) -> int:
 
 
 def lookup(config: Config, pseudonym: str) -> int:
-    """Print the originals behind a pseudonym as JSON: 0 found, 1 not found, 2 map disabled.
+    """Print the originals behind a pseudonym as JSON: 0 found, 1 not found, 2 map disabled
+    (a configuration matter), 3 the map cannot be read.
 
     The audit event says who asked and whether it was found; it names the pseudonym only when
     it is one (a mistyped argument may be an original ID, which must not reach the log).
@@ -246,12 +250,12 @@ def lookup(config: Config, pseudonym: str) -> int:
         print(f"dcmwatch: {path}: cannot read the re-identification map"
               f" ({type(exc).__name__})", file=sys.stderr)
         log.error("reid.lookup", found=False, reason="unreadable", operator_uid=os.getuid())
-        return EXIT_USAGE
+        return EXIT_FAILED
     log.info("reid.lookup", found=bool(rows), matches=len(rows), operator_uid=os.getuid(),
              pseudonym=pseudonym.strip() if rows else None)
     if not rows:
         print("dcmwatch: no such pseudonym in the re-identification map", file=sys.stderr)
-        return EXIT_QUARANTINED
+        return EXIT_NOT_FOUND
     originals: dict[str, list[str]] = {}
     for kind, original in rows:
         originals.setdefault(kind, []).append(original)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -38,13 +38,16 @@ from dcmwatch.errors import FATAL, DcmwatchError
 from dcmwatch.intake import Intake, NameFilter
 from dcmwatch.job import Outcome, Task
 from dcmwatch.journal import FILENAME as JOURNAL_FILE
-from dcmwatch.journal import Journal, open_journal
+from dcmwatch.journal import open_journal, open_state
 from dcmwatch.log import get as get_logger
+from dcmwatch.store import WORK_DIR_NAME
 from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
 from dcmwatch.workers import BrokenProcessPool, Pool
 
-WORK_DIR_NAME = ".dcmwatch-work"
+if TYPE_CHECKING:
+    from dcmwatch.metrics import Metrics
+
 _TICK = 0.05
 _SETTLE_TICK = 0.1
 _SPACE_TICK = 1.0  # free-space checks for back-pressure: a statvfs per folder per second
@@ -54,6 +57,10 @@ _IO_THREADS = 4
 #: Outputs waiting for their commit before the daemon stops claiming more: a slow disk slows
 #: intake instead of filling memory with dirty pages.
 _MAX_COMMITTING = 64
+#: The scheduler's interval jobs and the `[schedule]` key of each: a reload reschedules them.
+_INTERVAL_JOBS = (("rescan", "rescan_seconds"), ("heartbeat", "heartbeat_seconds"),
+                  ("retention", "retention_seconds"),
+                  ("journal_maintenance", "maintenance_seconds"))
 
 
 @dataclass(slots=True)
@@ -115,7 +122,7 @@ class Daemon:
         #: Set while intake is paused for lack of disk space: the folder role that is short.
         self._paused: str | None = None
         self._space_checked = 0.0
-        self.metrics: Any = None  # dcmwatch.metrics.Metrics when [metrics] enabled
+        self.metrics: Metrics | None = None  # when [metrics] enabled
         p = config.paths
         self.inbox, self.outbox, self.qdir, self.state = p.inbox, p.outbox, p.quarantine, p.state
         self.work = self.state / "work"
@@ -131,7 +138,8 @@ class Daemon:
         self.supervision = Supervision(self.env, self.log)
         self._prepare_folders()
         self.journal, corrupt = open_journal(self.state / JOURNAL_FILE,
-                                             mode=self.config.output.file_mode)
+                                             mode=self.config.output.file_mode,
+                                             reid_map=self.config.deid.reid_map)
         if corrupt is not None:
             self.log.error("journal.corrupt", action="moved aside, new journal", moved_to=corrupt)
         self.pool = Pool(self.config)
@@ -291,9 +299,10 @@ class Daemon:
 
     def _job_maintenance(self) -> None:
         """Its own connection (SQLite connections stay in their thread); WAL lets the main
-        thread keep writing, and the busy timeout covers the moment of the checkpoint."""
+        thread keep writing; the checkpoint waits for readers about a second at most
+        (`journal.CHECKPOINT_BUSY_MS`) and reports `checkpoint_busy` when they outlast it."""
         t0 = time.monotonic()
-        journal = Journal(self.state / "journal.sqlite3")
+        journal = open_state(self.config)
         try:
             done = journal.maintain(self.config.schedule.journal_keep_days)
         finally:
@@ -327,19 +336,18 @@ class Daemon:
     def _check_space(self) -> None:
         """Back-pressure: claim nothing while the outbox or state disk is nearly full. Files
         wait in the inbox (the safest place for them); intake resumes by itself."""
-        low = housekeeping.low_space({"outbox": self.outbox, "state": self.state},
-                                     self.config.limits.min_free_mb)
+        folders = {"outbox": self.outbox, "state": self.state}
+        low = housekeeping.low_space(folders, self.config.limits.min_free_mb)
         if low is not None and self._paused is None:
             role, free = low
             self._paused = role
             self.log.warning("intake.paused", reason="disk_low", role=role,
-                             folder=str(self.outbox if role == "outbox" else self.state),
+                             folder=str(folders[role]),
                              free_mb=round(free, 1), min_free_mb=self.config.limits.min_free_mb)
         elif low is None and self._paused is not None:
             role, self._paused = self._paused, None
             self.log.info("intake.resumed", role=role,
-                          free_mb=round(housekeeping.free_mb(
-                              self.outbox if role == "outbox" else self.state), 1))
+                          free_mb=round(housekeeping.free_mb(folders[role]), 1))
             self.intake.wake()
 
     def _job_heartbeat(self) -> None:
@@ -400,7 +408,7 @@ class Daemon:
     def _snapshot(self) -> Snapshot:
         c = self.counters
         return Snapshot(
-            queue=self.intake.depth() + len(self._ready) + len(self._retry),
+            queue=self._queue_depth(),
             inflight=len(self._inflight), completed=c.completed, processed=c.processed,
             quarantined=c.quarantined,
             # While draining, the observer is stopped on purpose.
@@ -727,10 +735,21 @@ class Daemon:
             self.log.error("config.reload_failed", message="these sections need a restart",
                            sections=fixed)
             return
-        self.config = new
+        old, self.config = self.config, new
+        self.journal.restrict(mode=new.output.file_mode, reid_map=new.deid.reid_map)
         self.pool.replace(new)
+        self._reschedule(old, new)
         self._space_checked = 0.0  # a new min_free_mb applies now
         self.log.info("config.reloaded", source=new.source)
+
+    def _reschedule(self, old: Config, new: Config) -> None:
+        """New `[schedule]` intervals apply now (the next run one new interval from now); the
+        day counts are read by the jobs themselves at every run."""
+        for job_id, key in _INTERVAL_JOBS:
+            seconds = getattr(new.schedule, key)
+            if seconds != getattr(old.schedule, key):
+                self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+                self.log.info("schedule.changed", job=job_id, seconds=seconds)
 
     def _shutdown(self) -> None:
         self.supervision.stopping()

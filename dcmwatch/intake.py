@@ -173,7 +173,7 @@ class Intake:
         seen = 0
         self.overflowed = False
         horizon_ns = int((wall_clock() - self.settle) * 1e9)
-        for path, st in _walk(str(self.inbox)):
+        for path, st in walk(str(self.inbox)):
             if self.depth() >= self.max_pending:
                 self.overflowed = True
                 break
@@ -187,7 +187,7 @@ class Intake:
         return seen
 
 
-def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
+def walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
     """Every non-directory entry below `top`, hidden folders skipped, links never followed."""
     stack = [top]
     while stack:

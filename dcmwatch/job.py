@@ -11,8 +11,6 @@ writer and journald gets whole lines.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -27,7 +25,7 @@ from typing import Literal
 
 import pydicom.config
 
-from dcmwatch import pipeline, store
+from dcmwatch import libc, pipeline, store
 from dcmwatch.config import Config
 from dcmwatch.errors import (
     FATAL,
@@ -109,13 +107,11 @@ def init_worker(config: Config) -> None:
 
 def _die_with_parent() -> None:
     """PR_SET_PDEATHSIG: after `kill -9` of the daemon, an orphan must not write on."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
+    prctl = libc.function("prctl")
+    if prctl is None:
         return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    pr_set_pdeathsig = 1
+    prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
 

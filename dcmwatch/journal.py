@@ -4,7 +4,8 @@ The folders are the truth about what still has to be done (inbox, work area); th
 record of what was done: content hash, outcome, output path, timings. It is what idempotency
 checks, `dcmwatch status` and audits read. It never holds an input's file name or a tag value,
 with one opt-in exception: the `reid` table of the re-identification map (`[deid] reid_map`),
-written only when that is on. The file is created owner/group-only (0600/0640).
+written only when that is on. The file is never wider than `[output] file_mode` & 0660, and
+owner-only (0600) whenever the map is on: an existing file is narrowed when it is opened.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ import functools
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from dcmwatch.errors import DcmwatchError
+
+if TYPE_CHECKING:
+    from dcmwatch.config import Config
 
 SCHEMA_VERSION = 1
 
@@ -35,7 +40,8 @@ CREATE TABLE IF NOT EXISTS files (
     reason       TEXT,
     output       TEXT,
     duration_ms  REAL,
-    attempts     INTEGER NOT NULL DEFAULT 0
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    requeued_at  REAL                    -- set by `dcmwatch requeue`; the outcome stays
 );
 CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
 CREATE INDEX IF NOT EXISTS files_finished ON files (finished_at);
@@ -54,16 +60,47 @@ CREATE TABLE IF NOT EXISTS heartbeats (at REAL NOT NULL, queue_depth INTEGER, pr
 #: Rows deleted per transaction by `Journal.maintain` (a few milliseconds of write lock).
 PRUNE_BATCH = 2000
 
+#: How long the maintenance checkpoint waits for readers (`status`, a sqlite3 shell) before it
+#: gives up until next time. TRUNCATE holds the write lock while it waits: the main thread's
+#: writes stall for as long, and fail after their own busy timeout (`BUSY_TIMEOUT_S`).
+CHECKPOINT_BUSY_MS = 1000
+BUSY_TIMEOUT_S = 10.0
+
 #: The state database's file name inside `[paths] state`.
 FILENAME = "journal.sqlite3"
 
 
+def mode_for(file_mode: int, reid_map: bool) -> int:
+    """The widest mode the state database may have: owner-only with the re-identification map
+    (originals of every patient: not for the group that may read outputs), else the output
+    mode without execute or world bits."""
+    return 0o600 if reid_map else file_mode & 0o660
+
+
 def _create(path: Path, mode: int) -> None:
-    """Create the database file with `mode` (never world-readable: the reid map may live in
-    it); SQLite gives its -wal and -shm files the same permissions."""
+    """Create the database file with `mode`, or narrow an existing one to it. SQLite gives the
+    -wal and -shm files it creates the main file's permissions."""
     with contextlib.suppress(FileExistsError):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode & 0o660)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         os.close(fd)
+    narrow(path, mode)
+
+
+def narrow(path: Path, mode: int) -> None:
+    """Take from the database file and its -wal/-shm every permission bit `mode` lacks: a
+    journal made before the map was switched on, or by an older version, may be wider. Narrow
+    only, never widen: a map switched off again leaves its rows behind.
+
+    By path, never by opening the files: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it, the main thread's connection's included."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        current = stat.S_IMODE(st.st_mode)
+        if stat.S_ISREG(st.st_mode) and current & ~mode and st.st_uid == os.geteuid():
+            os.chmod(p, current & mode)  # a link is skipped above; the folder is the service's
 
 
 class JournalError(DcmwatchError):
@@ -73,7 +110,8 @@ class JournalError(DcmwatchError):
     reason = "journal"
 
 
-def open_journal(path: Path, *, mode: int = 0o600) -> tuple[Journal, str | None]:
+def open_journal(path: Path, *, mode: int = 0o600,
+                 reid_map: bool = False) -> tuple[Journal, str | None]:
     """Open the journal; a corrupt one is moved aside and a new one started.
 
     The folders are the truth about what is left to do, the journal only the record of what was
@@ -83,7 +121,7 @@ def open_journal(path: Path, *, mode: int = 0o600) -> tuple[Journal, str | None]
     folder would claim the same files.
     """
     try:
-        return Journal(path, mode=mode), None
+        return Journal(path, mode=mode, reid_map=reid_map), None
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             raise JournalError(f"{path}: the state database is locked by another process") from None
@@ -94,7 +132,7 @@ def open_journal(path: Path, *, mode: int = 0o600) -> tuple[Journal, str | None]
             src = path.with_name(path.name + suffix)
             if src.exists():
                 os.replace(src, aside.with_name(aside.name + suffix))
-        return Journal(path, mode=mode), aside.name
+        return Journal(path, mode=mode, reid_map=reid_map), aside.name
 
 
 _P = ParamSpec("_P")
@@ -117,10 +155,11 @@ def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 
 class Journal:
-    def __init__(self, path: Path, *, mode: int = 0o600) -> None:
+    def __init__(self, path: Path, *, mode: int = 0o600, reid_map: bool = False) -> None:
+        """`mode`: `[output] file_mode`; `reid_map`: `[deid] reid_map` (0600 when on)."""
         self.path = path
-        _create(path, mode)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+        _create(path, mode_for(mode, reid_map))
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         try:
             self._init()
         except BaseException:
@@ -128,6 +167,9 @@ class Journal:
             raise
 
     def _init(self) -> None:
+        # Deleted rows (a reid pair an operator removes, pruned rows) are zeroed, not left in
+        # free pages for anyone who copies the file; not every SQLite build defaults to it.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -138,9 +180,16 @@ class Journal:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(heartbeats)")}
         if "data" not in columns:  # journals from before heartbeats kept their fields
             self._db.execute("ALTER TABLE heartbeats ADD COLUMN data TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "requeued_at" not in columns:  # journals from before requeues kept the outcome
+            self._db.execute("ALTER TABLE files ADD COLUMN requeued_at REAL")
 
     def close(self) -> None:
         self._db.close()
+
+    def restrict(self, *, mode: int, reid_map: bool) -> None:
+        """After a reload: a map switched on makes the file owner-only at once."""
+        narrow(self.path, mode_for(mode, reid_map))
 
     @_guarded
     def claimed(self, claim_id: str, size: int) -> None:
@@ -194,14 +243,16 @@ class Journal:
         )
 
     def requeued(self, claim_id: str) -> None:
-        """A quarantined file went back to the inbox (it will be claimed under a new id)."""
+        """A quarantined file went back to the inbox (it will be claimed under a new id).
+
+        The row keeps its outcome, `quarantined`: that happened, and `status` counts it; the
+        requeue is its own fact. A row pruned or never written is recorded as `requeued`."""
         now = time.time()
         self._db.execute(
-            "INSERT INTO files(claim_id, claimed_at, finished_at, outcome) "
-            "VALUES(?, ?, ?, 'requeued') "
-            "ON CONFLICT(claim_id) DO UPDATE SET outcome='requeued', "
-            "finished_at=excluded.finished_at",
-            (claim_id, now, now),
+            "INSERT INTO files(claim_id, claimed_at, finished_at, outcome, requeued_at) "
+            "VALUES(?, ?, ?, 'requeued', ?) "
+            "ON CONFLICT(claim_id) DO UPDATE SET requeued_at=excluded.requeued_at",
+            (claim_id, now, now, now),
         )
 
     def maintain(self, keep_days: float, *, now: float | None = None) -> dict[str, int]:
@@ -214,9 +265,24 @@ class Journal:
             cutoff = now - keep_days * 86_400
             files = self._prune("files", "outcome != 'claimed' AND finished_at < ?", cutoff)
             beats = self._prune("heartbeats", "at < ?", cutoff)
-        busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": int(busy),
-                "wal_pages": int(wal_pages), "checkpointed_pages": int(done)}
+        busy, wal_pages, done = self._checkpoint()
+        return {"pruned_files": files, "pruned_heartbeats": beats, "checkpoint_busy": busy,
+                "wal_pages": wal_pages, "checkpointed_pages": done}
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        """(busy, WAL pages, pages checkpointed); busy is reported, never raised: the next run
+        tries again, and the WAL is checkpointed passively meanwhile at every 1000 pages."""
+        self._db.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+        try:
+            busy, wal_pages, done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY,
+                                                               sqlite3.SQLITE_LOCKED):
+                raise
+            return 1, -1, -1
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        return int(busy), int(wal_pages), int(done)
 
     def _prune(self, table: str, condition: str, cutoff: float) -> int:
         """Delete in small transactions: one DELETE of a year of rows would hold the write lock
@@ -255,6 +321,12 @@ class Journal:
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
         return max(cur.rowcount, 0)
+
+
+def open_state(config: Config) -> Journal:
+    """The state database of `config`, with the mode its settings allow."""
+    return Journal(config.paths.state / FILENAME, mode=config.output.file_mode,
+                   reid_map=config.deid.reid_map)
 
 
 class MissingJournalError(DcmwatchError):

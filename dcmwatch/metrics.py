@@ -45,7 +45,6 @@ class Metrics:
               registry=r).set_function(self._last_success_age)
         self._last_success: float | None = None
         self._server: Any = None
-        self.port = 0
 
     def processed(self, latency_s: float | None) -> None:
         self._processed.inc()
@@ -63,8 +62,7 @@ class Metrics:
     def serve(self, settings: MetricsSettings) -> int:
         """Start the HTTP endpoint in a daemon thread; returns the port it listens on."""
         self._server, _thread = start_http_server(settings.port, settings.address, self.registry)
-        self.port = int(self._server.server_port)
-        return self.port
+        return int(self._server.server_port)
 
     def close(self) -> None:
         if self._server is not None:

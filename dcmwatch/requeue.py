@@ -10,7 +10,9 @@ move and the sidecar goes last:
 3. only then is the sidecar removed and the journal told.
 
 A crash after 1 leaves the file in staging with its sidecar still in the quarantine; the next
-`requeue` finishes the move. The daemon claims the file under a new claim id.
+`requeue` finishes the move. A crash after 2 leaves a sidecar whose file is gone (in the inbox,
+or claimed already): the next `requeue` removes it (`file.requeue_orphan`), else `status` would
+count it in the quarantine forever. The daemon claims the file under a new claim id.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from dcmwatch import store
 from dcmwatch.config import Config
 from dcmwatch.housekeeping import claimed_at
-from dcmwatch.journal import Journal
+from dcmwatch.journal import open_state
 
 STAGING_DIR_NAME = ".dcmwatch-requeue"
 
@@ -35,11 +37,13 @@ class Summary:
     requeued: int = 0
     skipped: int = 0
     failed: int = 0
+    #: Sidecars left without their file (a requeue stopped after the move): removed.
+    orphans: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
 
     def as_fields(self) -> dict[str, Any]:
         return {"requeued": self.requeued, "skipped": self.skipped, "failed": self.failed,
-                "by_reason": dict(sorted(self.by_reason.items()))}
+                "orphans": self.orphans, "by_reason": dict(sorted(self.by_reason.items()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +84,7 @@ def requeue(config: Config, log: Any, *, reason: str | None = None,
         return summary
     staging = inbox / STAGING_DIR_NAME
     store.ensure_dir(staging)
-    journal = Journal(config.paths.state / "journal.sqlite3") if config.paths.state.is_dir() \
-        else None
+    journal = open_state(config) if config.paths.state.is_dir() else None
     try:
         for entry in todo:
             outcome = _one(entry, quarantine, inbox, staging, config.output.file_mode, log)
@@ -92,6 +95,8 @@ def requeue(config: Config, log: Any, *, reason: str | None = None,
                     journal.requeued(entry.claim_id)
             elif outcome == "skipped":
                 summary.skipped += 1
+            elif outcome == "orphan":
+                summary.orphans += 1
             else:
                 summary.failed += 1
     finally:
@@ -109,14 +114,20 @@ def _one(entry: Entry, quarantine: Path, inbox: Path, staging: Path, mode: int,
     staged = staging / f"{cid}.dcm"
     target = inbox / f"{cid}.dcm"
     try:
+        has_original = original.exists() or original.is_symlink()
+        if not has_original and not (staged.exists() or staged.is_symlink()):
+            # Moved on already (a requeue stopped before the sidecar went) or removed by hand:
+            # the sidecar explains nothing any more.
+            store.remove(quarantine / f"{cid}.json")
+            store.fsync_dir(quarantine)
+            log.warning("file.requeue_orphan", claim_id=cid, reason=entry.reason,
+                        in_inbox=target.exists())
+            return "orphan"
         if target.exists():
             log.warning("file.requeue_skipped", claim_id=cid, reason="name_taken")
             return "skipped"
-        if original.exists() or original.is_symlink():
+        if has_original:
             store.move_durable(original, staged, tag=cid, mode=mode)
-        elif not staged.exists():
-            log.warning("file.requeue_skipped", claim_id=cid, reason="no_file")
-            return "skipped"
         try:
             store.rename_noreplace(staged, target)
         except FileExistsError:

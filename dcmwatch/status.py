@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from dcmwatch.config import Config
-from dcmwatch.intake import NameFilter, _walk
-from dcmwatch.journal import open_readonly
+from dcmwatch.intake import NameFilter, walk
+from dcmwatch.journal import FILENAME, open_readonly
+from dcmwatch.store import WORK_DIR_NAME
 
 HOUR = 3600.0
 DAY = 86_400.0
-WORK_DIR_NAME = ".dcmwatch-work"  # the daemon's work area when the state is on another disk
 
 
 def collect(config: Config, *, now: float | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data (the --json output)."""
     now = time.time() if now is None else now
-    db_path = config.paths.state / "journal.sqlite3"
+    db_path = config.paths.state / FILENAME
     db = open_readonly(db_path)
     try:
         return {
@@ -43,11 +43,23 @@ def collect(config: Config, *, now: float | None = None) -> dict[str, Any]:
 
 
 def _outcomes(db: sqlite3.Connection, since: float) -> dict[str, int]:
+    """Per outcome, plus `requeued`: files `dcmwatch requeue` sent back, counted when they went
+    (their rows still say `quarantined`, which they were). Rows whose outcome is `requeued`
+    (older journals, or a requeue without a row) count there only."""
     rows = db.execute(
         "SELECT outcome, COUNT(*) FROM files WHERE COALESCE(finished_at, claimed_at) >= ? "
-        "GROUP BY outcome ORDER BY outcome", (since,),
+        "AND outcome != 'requeued' GROUP BY outcome ORDER BY outcome", (since,),
     )
-    return {str(o): int(n) for o, n in rows}
+    out = {str(o): int(n) for o, n in rows}
+    columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+    when = "COALESCE(requeued_at, CASE WHEN outcome = 'requeued' THEN finished_at END)" \
+        if "requeued_at" in columns else "CASE WHEN outcome = 'requeued' THEN finished_at END"
+    requeued = db.execute(
+        f"SELECT COUNT(*) FROM files WHERE {when} >= ?", (since,)  # noqa: S608 - our own SQL
+    ).fetchone()[0]
+    if requeued:
+        out["requeued"] = int(requeued)
+    return dict(sorted(out.items()))
 
 
 def _reasons(db: sqlite3.Connection, since: float) -> dict[str, int]:
@@ -84,7 +96,7 @@ def _heartbeat(db: sqlite3.Connection, now: float, *,
 
 def _queue(config: Config) -> dict[str, int]:
     names = NameFilter(config.watch.ignore)
-    inbox = sum(1 for path, _ in _walk(str(config.paths.inbox)) if not names.ignored(path))
+    inbox = sum(1 for path, _ in walk(str(config.paths.inbox)) if not names.ignored(path))
     work = sum(_count(folder, ".dcm") for folder in (config.paths.state / "work",
                                                      config.paths.inbox / WORK_DIR_NAME))
     return {"inbox": inbox, "claimed": work,

@@ -33,6 +33,9 @@ TRANSIENT_ERRNOS = frozenset(
      errno.EAGAIN, errno.EBUSY, errno.ENFILE, errno.EMFILE, errno.ESTALE, errno.ENOMEM}
 )
 TMP_SUFFIX = ".dcmwatch-tmp"
+#: The daemon's work area inside the inbox, used when `[paths] state` is on another filesystem
+#: (a claim is a rename). Hidden: intake never takes anything below it.
+WORK_DIR_NAME = ".dcmwatch-work"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,30 +281,20 @@ _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
 
-def _libc_renameat2() -> Any:
-    import ctypes  # noqa: PLC0415 - only requeue needs it
-    import ctypes.util  # noqa: PLC0415
-
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    return getattr(ctypes.CDLL(name, use_errno=True), "renameat2", None)
-
-
 def rename_noreplace(src: Path, dest: Path) -> None:
     """Rename `src` to `dest`, failing with FileExistsError rather than replacing anything.
 
     renameat2(RENAME_NOREPLACE) where the kernel and filesystem have it; else a hard link (which
     refuses an existing name) and an unlink, in which case `dest` briefly has two links.
     """
-    import ctypes  # noqa: PLC0415
+    from dcmwatch import libc  # noqa: PLC0415 - only requeue needs ctypes
 
-    fn = _libc_renameat2()
+    fn = libc.function("renameat2")
     if fn is not None:
         rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE)
         if rc == 0:
             return
-        err = ctypes.get_errno()
+        err = libc.get_errno()
         if err == errno.EEXIST:
             raise FileExistsError(err, "name taken")
         if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):

@@ -91,8 +91,31 @@ class TestRequeue:
         assert not staging.exists()
         assert list(cfg.paths.quarantine.iterdir()) == []
 
+    @pytest.mark.parametrize("claimed", [False, True])
+    def test_removes_the_sidecar_a_crash_after_the_move_left(self, tmp_path: Path,
+                                                              claimed: bool) -> None:
+        """Killed after the rename into the inbox, before the sidecar went: the next run
+        removes the orphan sidecar (an event says so), whether the file still waits in the
+        inbox or the daemon claimed it already; status no longer counts it."""
+        cfg = _cfg(tmp_path)
+        cfg.paths.inbox.mkdir()
+        cid = _quarantine(cfg, "too_large")
+        other = _quarantine(cfg, "too_large")
+        os.rename(cfg.paths.quarantine / f"{cid}.dcm", cfg.paths.inbox / f"{cid}.dcm")
+        if claimed:
+            (cfg.paths.inbox / f"{cid}.dcm").unlink()
+        rec = Recorder()
+        summary = requeue.requeue(cfg, rec)
+        assert (summary.requeued, summary.orphans, summary.skipped) == (1, 1, 0)
+        assert sorted(p.name for p in cfg.paths.inbox.iterdir()) == sorted(
+            [f"{other}.dcm"] + ([] if claimed else [f"{cid}.dcm"]))
+        assert list(cfg.paths.quarantine.iterdir()) == []
+        orphan = [f for _, e, f in rec.events if e == "file.requeue_orphan"]
+        assert orphan == [{"claim_id": cid, "reason": "too_large", "in_inbox": not claimed}]
+        assert requeue.requeue(cfg, Recorder()).as_fields()["orphans"] == 0
+
     def test_dry_run_moves_nothing_and_journal_records(self, tmp_path: Path) -> None:
-        """--dry-run counts; a real run marks the journal rows `requeued`."""
+        """--dry-run counts; a real run records the requeue beside the quarantine."""
         cfg = _cfg(tmp_path)
         cfg.paths.inbox.mkdir()
         cfg.paths.state.mkdir()
@@ -104,7 +127,28 @@ class TestRequeue:
         assert list(cfg.paths.inbox.iterdir()) == []
         requeue.requeue(cfg, Recorder())
         db = sqlite3.connect(cfg.paths.state / "journal.sqlite3")
-        assert db.execute("SELECT outcome FROM files").fetchall() == [("requeued",)]
+        rows = db.execute("SELECT outcome, reason, requeued_at IS NOT NULL FROM files").fetchall()
+        assert rows == [("quarantined", "too_large", 1)]
+        db.close()
+        outcomes = status.collect(cfg)["outcomes"]["last_day"]
+        assert outcomes == {"quarantined": 1, "requeued": 1}  # the history, not a net count
+
+    def test_status_counts_requeues_of_older_journals(self, tmp_path: Path) -> None:
+        """A row an older version turned into `requeued`, a requeue without a row, and a
+        journal without the requeued_at column (read-only status cannot migrate it)."""
+        cfg = _cfg(tmp_path)
+        cfg.paths.state.mkdir()
+        j = journal.Journal(cfg.paths.state / "journal.sqlite3")
+        j.finished("old", outcome="requeued")
+        j.requeued("unknown")
+        j.finished("q", outcome="quarantined", reason="not_dicom")
+        j.close()
+        assert status.collect(cfg)["outcomes"]["last_day"] == {"quarantined": 1, "requeued": 2}
+        db = sqlite3.connect(cfg.paths.state / "journal.sqlite3")
+        db.execute("ALTER TABLE files DROP COLUMN requeued_at")
+        db.commit()
+        db.close()
+        assert status.collect(cfg)["outcomes"]["last_day"] == {"quarantined": 1, "requeued": 2}
 
     def test_rename_noreplace_refuses_an_existing_name(self, tmp_path: Path) -> None:
         src, dest = tmp_path / "a", tmp_path / "b"
@@ -333,3 +377,44 @@ class TestJobs:
         d._guarded("retention", boom)()
         level, event, fields = rec.events[0]
         assert (level, event, fields["job"]) == ("error", "job.failed", "retention")
+
+
+class TestReload:
+    def test_schedule_intervals_apply_on_sighup(self, tmp_path: Path) -> None:
+        """[schedule] is not a restart section: a reload reschedules the jobs whose interval
+        changed (an event each) and leaves the others alone."""
+        from datetime import timedelta
+
+        cfg_path = write_config(tmp_path)
+        cfg = config_mod.load(cfg_path)
+        cfg.paths.inbox.mkdir()
+        cfg.paths.state.mkdir()
+        d = Daemon(cfg, {})
+        rec = Recorder()
+        d.log = rec
+        replaced: list[config_mod.Config] = []
+
+        class Pool:
+            def replace(self, new: config_mod.Config) -> None:
+                replaced.append(new)
+
+        d.pool = Pool()  # type: ignore[assignment]
+        d.journal = journal.open_state(cfg)
+        d.scheduler = d._start_scheduler()
+        try:
+            cfg_path.write_text(cfg_path.read_text().replace(
+                "heartbeat_seconds = 2", "heartbeat_seconds = 7\nmaintenance_seconds = 120"))
+            d._do_reload()
+            assert [e for _, e, _ in rec.events if e.startswith("config.")] == [
+                "config.reloaded"]
+            assert len(replaced) == 1
+            interval = {job.id: job.trigger.interval for job in d.scheduler.get_jobs()}
+            assert interval["heartbeat"] == timedelta(seconds=7)
+            assert interval["journal_maintenance"] == timedelta(seconds=120)
+            assert interval["rescan"] == timedelta(seconds=5)
+            changed = [f for _, e, f in rec.events if e == "schedule.changed"]
+            assert changed == [{"job": "heartbeat", "seconds": 7.0},
+                               {"job": "journal_maintenance", "seconds": 120.0}]
+        finally:
+            d.scheduler.shutdown(wait=False)
+            d.journal.close()

@@ -127,6 +127,55 @@ class TestTheChecksCanFail:
         assert score > 5.0
 
 
+OWN_USER = SYSTEMD / "dcmwatch@.service.d" / "own-user.conf"
+
+
+def _instance_root(tmp: Path, dropin_text: str) -> Path:
+    """A verify root with the template, the drop-in for instance ct-a, and the unit's stubs."""
+    template = _verify_root(tmp, SYSTEMD / "dcmwatch@.service")
+    dropin = template.parent / "dcmwatch@ct-a.service.d" / "own-user.conf"
+    dropin.parent.mkdir()
+    dropin.write_text(dropin_text)
+    return template.parent / "dcmwatch@ct-a.service"
+
+
+@needs_analyze
+class TestOwnUserDropIn:
+    """README "One user per instance": the shipped drop-in gives dcmwatch@NAME the user
+    dcmwatch-NAME and passes the same checks as the units."""
+
+    def test_sets_a_user_per_instance(self) -> None:
+        d = _directives(OWN_USER)
+        assert d == {"User": ["dcmwatch-%i"], "Group": ["dcmwatch-%i"]}
+        assert _directives(SYSTEMD / "dcmwatch@.service")["StateDirectory"] == ["dcmwatch/%i"]
+
+    def test_verify_is_clean_with_it(self, tmp_path: Path) -> None:
+        instance = _instance_root(tmp_path, OWN_USER.read_text())
+        res = subprocess.run(
+            [ANALYZE or "", "verify", f"--root={tmp_path}", "--man=no", "--generators=no",
+             str(instance)], capture_output=True, text=True, check=False, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert (res.stdout + res.stderr).strip() == ""
+
+    def test_verify_reads_the_drop_in(self, tmp_path: Path) -> None:
+        """So a clean verify above checked it: a misspelt key in it is reported."""
+        instance = _instance_root(tmp_path, OWN_USER.read_text().replace("User=", "Usr="))
+        res = subprocess.run(
+            [ANALYZE or "", "verify", f"--root={tmp_path}", "--man=no", "--generators=no",
+             str(instance)], capture_output=True, text=True, check=False, timeout=60)
+        assert "Usr" in res.stdout + res.stderr
+
+    def test_exposure_stays_at_most_2(self, tmp_path: Path) -> None:
+        _instance_root(tmp_path, OWN_USER.read_text())
+        res = subprocess.run([ANALYZE or "", "security", "--offline=true", f"--root={tmp_path}",
+                              "dcmwatch@ct-a.service"],
+                             capture_output=True, text=True, check=False, timeout=60)
+        m = _EXPOSURE.search(res.stdout + res.stderr)
+        assert m is not None, res.stdout + res.stderr
+        assert float(m.group(1)) <= MAX_EXPOSURE
+        assert "Usr" not in res.stderr
+
+
 def _directives(unit: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for line in unit.read_text().splitlines():

@@ -28,8 +28,8 @@ from dcmwatch.backfill.journal import BackfillJournal
 from dcmwatch.backfill.report import Reporter, Tally
 from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
-from dcmwatch.journal import FILENAME as STATE_FILENAME
 from dcmwatch.journal import Journal as StateJournal
+from dcmwatch.journal import open_state
 
 #: Consecutive batches failing as a whole (not per file) before the run gives up: the engine
 #: or the cluster is broken, and a rerun resumes where this one stopped.
@@ -217,8 +217,7 @@ class Driver:
         if not self.config.deid.reid_map:
             return None
         store.ensure_dir(self.config.paths.state)
-        return StateJournal(self.config.paths.state / STATE_FILENAME,
-                            mode=self.config.output.file_mode)
+        return open_state(self.config)
 
     def _record(self, results: list[FileResult], journal: BackfillJournal) -> None:
         # The map first: once the journal says done, a rerun skips the file and its pairs.

@@ -115,7 +115,8 @@ class TestLookup:
     ) -> None:
         """An operator who types an original ID by mistake must not put it in the log."""
         cfg = self._map(tmp_path)
-        assert cli.main(["lookup", "--config", cfg, MARKERS.patient_id], env={}) == 1
+        assert cli.main(["lookup", "--config", cfg, MARKERS.patient_id], env={}) == \
+            cli.EXIT_NOT_FOUND == 1
         got = capsys.readouterr()
         assert got.out == ""
         assert '"reid.lookup"' in got.err and '"found": false' in got.err
@@ -153,7 +154,7 @@ class TestLookup:
         cfg = write_config(tmp_path, "reid_map = true")
         (tmp_path / "state").mkdir()
         (tmp_path / "state" / FILENAME).write_bytes(b"this is not a database" * 100)
-        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == 2
+        assert cli.main(["lookup", "--config", str(cfg), "ANONX"], env={}) == cli.EXIT_FAILED == 3
         assert "cannot read the re-identification map" in capsys.readouterr().err
 
 
