@@ -231,6 +231,11 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         raise ConfigError(_describe(exc, source)) from None
     config = _resolve_paths(config, base)
     _check_folders(config.paths, source)
+    if config.workers.stall_seconds <= config.limits.file_seconds:
+        # A legitimately slow file would read as wedged workers: systemd would restart the
+        # daemon, which takes the file again, for ever. The time limit must act first.
+        raise ConfigError(f"{source}: workers.stall_seconds: must be longer than "
+                          f"limits.file_seconds ({config.limits.file_seconds:g} s)")
     # One pixel-size limit: the pixel step, the preview and the guard use the one in [limits].
     config = config.model_copy(update={"pixels": config.pixels.model_copy(
         update={"max_pixel_bytes": config.limits.max_pixel_bytes})})

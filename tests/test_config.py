@@ -126,3 +126,11 @@ class TestPixelLimit:
     def test_the_old_pixels_key_says_where_it_went(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"pixels\.max_pixel_bytes: moved to limits"):
             _load(tmp_path, "[pixels]\nmax_pixel_bytes = 4096\n")
+
+
+class TestLiveness:
+    def test_stall_window_must_outlast_the_per_file_time_limit(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"workers\.stall_seconds: must be longer than"):
+            _load(tmp_path, "[workers]\nstall_seconds = 30\n[limits]\nfile_seconds = 60\n")
+        cfg = _load(tmp_path, "[workers]\nstall_seconds = 90\n[limits]\nfile_seconds = 60\n")
+        assert cfg.workers.stall_seconds == 90

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dcmwatch.testing import write_series
-from tests.conftest import DaemonProcess, write_config
+from tests.conftest import DaemonProcess, outputs, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,9 @@ def notify() -> Iterator[NotifySocket]:
 
 def systemd_daemon(tmp_path: Path, notify: NotifySocket, stall_seconds: float = 300.0,
                    watchdog_usec: int = 1_000_000) -> DaemonProcess:
-    cfg = write_config(tmp_path)
+    # The per-file time limit must act before the stall window (config rule): keep it under.
+    limits = f"[limits]\nfile_seconds = {min(60.0, stall_seconds / 2)}\n"
+    cfg = write_config(tmp_path, limits)
     cfg.write_text(cfg.read_text().replace(
         "[workers]\ncount = 2\n", f"[workers]\ncount = 2\nstall_seconds = {stall_seconds}\n"))
     env = {"NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": str(watchdog_usec)}
@@ -213,7 +215,15 @@ class TestWatchdog:
             for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
             stopped.clear()
-            d.wait_outputs(10)
+            # The files the stopped workers held have outlived their time limit (1 s): they
+            # are quarantined as time_limit when the workers wake; the rest come out.
+            deadline = time.monotonic() + 60
+            while (len(outputs(d.outbox)) + len(list(d.quarantine.glob("*.dcm"))) < 10
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
+            assert len(outputs(d.outbox)) + len(list(d.quarantine.glob("*.dcm"))) == 10
+            assert {e["reason"] for e in d.events() if e.get("event") == "file.quarantined"} \
+                <= {"time_limit", "worker_crashed"}
             d.wait_event("watchdog.healthy", timeout=30)
             t2 = time.monotonic()
             time.sleep(1.6)
