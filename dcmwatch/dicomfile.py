@@ -25,6 +25,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from dcmwatch import rawwriter
 from dcmwatch.errors import EmptyFileError, NotDicomError, TooLargeError, TruncatedError
 
 #: (0002,0013) *Implementation Version Name* and (0002,0012) *Implementation Class UID* of
@@ -39,6 +40,7 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PREAMBLE = b"\0" * 128
 
 
 def decode(data: bytes, *, max_inflated: int) -> Dataset:
@@ -101,10 +103,21 @@ def encode(ds: Dataset) -> bytes:
                     "PrivateInformation"):
         if keyword in meta:
             delattr(meta, keyword)
-    buf = BytesIO()
-    ds.preamble = b"\0" * 128
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-    return buf.getvalue()
+    ds.preamble = _PREAMBLE
+    tsuid = meta.get("TransferSyntaxUID")
+    if (
+        tsuid is None
+        or tsuid == DeflatedExplicitVRLittleEndian
+        or not tsuid.is_transfer_syntax
+        or tsuid.is_private
+        or any(tag >> 16 in (0, 2) for tag in ds._dict)
+    ):
+        # Rare shapes (no or a private syntax, deflate, meta elements in the dataset): pydicom
+        # decides and refuses them, as it always did.
+        buf = BytesIO()
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        return buf.getvalue()
+    return rawwriter.write_file(ds, meta, tsuid)
 
 
 def _is_image(ds: Dataset) -> bool:
