@@ -14,9 +14,12 @@ import zlib
 from io import BytesIO
 
 import pydicom
+from pydicom.config import IGNORE
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -41,6 +44,10 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PREAMBLE = b"\0" * 128
+#: Source/Sending/Receiving AE Titles, Private Information Creator UID, Private Information.
+_META_DROPPED = tuple(
+    BaseTag(t) for t in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
+)
 
 
 def decode(data: bytes, *, max_inflated: int) -> Dataset:
@@ -92,17 +99,17 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
 def encode(ds: Dataset) -> bytes:
     """Write a Part 10 file (preamble, complete file meta) to bytes."""
     meta = ds.file_meta
-    meta.MediaStorageSOPClassUID = UID(
-        str(ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID")))
-    )
-    meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
-                    "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
-                    "PrivateInformation"):
-        if keyword in meta:
-            delattr(meta, keyword)
+    sop_class = UID(str(ds.get("SOPClassUID", meta.get("MediaStorageSOPClassUID"))))
+    # Values we made (or checked) ourselves: set without pydicom's per-value validation.
+    for tag, vr, value in (
+        (0x00020002, "UI", sop_class),
+        (0x00020003, "UI", UID(str(ds.SOPInstanceUID))),
+        (0x00020012, "UI", UID(IMPLEMENTATION_UID)),
+        (0x00020013, "SH", IMPLEMENTATION_VERSION),
+    ):
+        meta._dict[BaseTag(tag)] = DataElement(tag, vr, value, validation_mode=IGNORE)
+    for tag in _META_DROPPED:
+        meta._dict.pop(tag, None)
     ds.preamble = _PREAMBLE
     tsuid = meta.get("TransferSyntaxUID")
     if (

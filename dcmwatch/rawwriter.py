@@ -118,7 +118,7 @@ def _write_level(
             charset.append(ds.get("SpecificCharacterSet", parent_encoding))
         return charset[0]
 
-    for tag in sorted(elements):
+    for tag in sorted(elements, key=int):  # int: BaseTag's own __lt__ is Python code
         if not tag & 0xFFFF and tag >> 16 > 6:
             continue  # retired group lengths are not written (PS3.5 7.2)
         elem = elements[tag]
