@@ -15,7 +15,7 @@ from io import BytesIO
 
 import pydicom
 from pydicom.config import IGNORE
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
@@ -44,6 +44,13 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PREAMBLE = b"\0" * 128
+_VERSION_NAME = BaseTag(0x00020013)
+_VERSION_NAME_BYTES = IMPLEMENTATION_VERSION.encode("ascii") + b" " * (
+    len(IMPLEMENTATION_VERSION) % 2
+)
+_VERSION_NAME_RAW = RawDataElement(
+    _VERSION_NAME, "SH", len(_VERSION_NAME_BYTES), _VERSION_NAME_BYTES, 0, False, True
+)
 #: Source/Sending/Receiving AE Titles, Private Information Creator UID, Private Information.
 _META_DROPPED = tuple(
     BaseTag(t) for t in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
@@ -105,9 +112,9 @@ def encode(ds: Dataset) -> bytes:
         (0x00020002, "UI", sop_class),
         (0x00020003, "UI", UID(str(ds.SOPInstanceUID))),
         (0x00020012, "UI", UID(IMPLEMENTATION_UID)),
-        (0x00020013, "SH", IMPLEMENTATION_VERSION),
     ):
         meta._dict[BaseTag(tag)] = DataElement(tag, vr, value, validation_mode=IGNORE)
+    meta._dict[_VERSION_NAME] = _VERSION_NAME_RAW  # as read: the writer copies its bytes
     for tag in _META_DROPPED:
         meta._dict.pop(tag, None)
     ds.preamble = _PREAMBLE

@@ -42,6 +42,8 @@ _LONG: Final = frozenset(
 #: (latin-1, space padded; NUL for UI), done here for plain str values.
 _PLAIN_TEXT: Final = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
 _BYTES_VRS: Final = frozenset({"OB", "OW"})
+#: Converted binary integers (pydicom converts (0028,0103) itself while reading): one int value.
+_INTEGERS: Final = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
 
 
 class _Format:
@@ -143,7 +145,7 @@ def _write_element(
         _write_sequence(parts, elem, implicit, little, encodings)
         return
     else:
-        value = _plain_value(elem, vr)
+        value = _plain_value(elem, vr, little)
         if value is None:
             _pydicom_element(parts, elem, implicit, little, encodings)
             return
@@ -166,7 +168,7 @@ def _write_element(
         parts.append(fmt.delimiter.pack(0xFFFE, 0xE0DD, 0))
 
 
-def _plain_value(elem: DataElement, vr: str) -> bytes | None:
+def _plain_value(elem: DataElement, vr: str, little: bool) -> bytes | None:
     """The bytes pydicom would write for a converted element in the simple cases (byte strings,
     ASCII text of a VR that ignores the character set); None for everything else."""
     if elem.is_buffered:
@@ -176,7 +178,18 @@ def _plain_value(elem: DataElement, vr: str) -> bytes | None:
         if type(value) is not bytes:
             return None
         return value + b"\0" if len(value) % 2 else value
+    if vr in _INTEGERS:
+        return _plain_integer(value, _INTEGERS[vr], little)
     return _plain_text(value, vr) if vr in _PLAIN_TEXT else None
+
+
+def _plain_integer(value: Any, code: str, little: bool) -> bytes | None:
+    if type(value) is not int:
+        return None
+    try:
+        return struct.pack(("<" if little else ">") + code, value)
+    except struct.error:
+        return None  # out of range: pydicom's writer reports it
 
 
 def _plain_text(value: Any, vr: str) -> bytes | None:
