@@ -14,10 +14,13 @@ import zlib
 from io import BytesIO
 
 import pydicom
+from pydicom.config import IGNORE
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_dataset
 from pydicom.pixels import iter_pixels  # type: ignore[attr-defined]
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -26,6 +29,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from dcmwatch import rawwriter
 from dcmwatch.errors import (
     FATAL,
     DcmwatchError,
@@ -48,6 +52,14 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PREAMBLE = b"\0" * 128
+_VERSION_NAME = BaseTag(0x00020013)
+_VERSION_NAME_BYTES = IMPLEMENTATION_VERSION.encode("ascii") + b" " * (
+    len(IMPLEMENTATION_VERSION) % 2
+)
+_VERSION_NAME_RAW = RawDataElement(
+    _VERSION_NAME, "SH", len(_VERSION_NAME_BYTES), _VERSION_NAME_BYTES, 0, False, True
+)
 
 
 def decode(data: bytes, *, max_inflated: int) -> Dataset:
@@ -166,22 +178,42 @@ def encode(ds: Dataset) -> bytes:
     """Write a Part 10 file (preamble, complete file meta) to bytes."""
     # A new file meta group, ours entirely: the input's may carry AE titles and private
     # information, and a damaged one (a group length with the wrong VR) would be copied into an
-    # output that no longer parses.
+    # output that no longer parses. Values we made or checked ourselves are set without
+    # pydicom's per-value validation (a hot path: once per file).
     old = ds.file_meta
+    sop_class = UID(str(ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID"))))
+    tsuid = old.get("TransferSyntaxUID")
     meta = FileMetaDataset()
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.MediaStorageSOPClassUID = UID(
-        str(ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID")))
-    )
-    meta.MediaStorageSOPInstanceUID = UID(str(ds.SOPInstanceUID))
-    meta.TransferSyntaxUID = old.TransferSyntaxUID
-    meta.ImplementationClassUID = UID(IMPLEMENTATION_UID)
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    ds.file_meta = meta
-    buf = BytesIO()
-    ds.preamble = b"\0" * 128
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-    return buf.getvalue()
+    fields: list[tuple[int, str, object]] = [
+        (0x00020001, "OB", b"\x00\x01"),
+        (0x00020002, "UI", sop_class),
+        (0x00020003, "UI", UID(str(ds.SOPInstanceUID))),
+        (0x00020012, "UI", UID(IMPLEMENTATION_UID)),
+    ]
+    if tsuid is not None:
+        fields.append((0x00020010, "UI", UID(str(tsuid))))
+    for tag, vr, value in sorted(fields):
+        meta._dict[BaseTag(tag)] = DataElement(tag, vr, value, validation_mode=IGNORE)
+    meta._dict[_VERSION_NAME] = _VERSION_NAME_RAW  # as read: the writer copies its bytes
+    ds.preamble = _PREAMBLE
+    tsuid = meta.get("TransferSyntaxUID")
+    if (
+        tsuid is None
+        or tsuid == DeflatedExplicitVRLittleEndian
+        or not tsuid.is_transfer_syntax
+        or tsuid.is_private
+        or any(tag >> 16 in (0, 2) for tag in ds._dict)
+    ):
+        # Rare shapes (no or a private syntax, deflate, meta elements in the dataset): pydicom
+        # decides and refuses them, as it always did.
+        buf = BytesIO()
+        saved, ds.file_meta = ds.file_meta, meta  # the caller's dataset keeps its own
+        try:
+            pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+        finally:
+            ds.file_meta = saved
+        return buf.getvalue()
+    return rawwriter.write_file(ds, meta, tsuid)
 
 
 def _is_image(ds: Dataset) -> bool:
