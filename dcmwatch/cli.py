@@ -1,8 +1,9 @@
 """The `dcmwatch` command: argv -> Config -> the daemon or a batch run -> an exit code.
 
 Only this module chooses exit codes and reads the process environment; everything below it gets
-what it needs as arguments. Exit codes: 0 success; 1 some input was quarantined (batch);
-2 usage or configuration error.
+what it needs as arguments. Exit codes: 0 success; 1 some input was quarantined (batch) or a
+pseudonym not found (lookup); 2 usage or configuration error; 3 the daemon, the state database
+or the engine could not be used.
 """
 
 from __future__ import annotations

@@ -199,6 +199,11 @@ class Config(_Section):
         return self.secret.get_secret_value()
 
 
+def backstop_seconds(file_seconds: float) -> float:
+    """When a worker whose file outlived `limits.file_seconds` inside C code is ended."""
+    return file_seconds + max(1.0, file_seconds / 2)
+
+
 def default_text() -> str:
     return resources.files("dcmwatch").joinpath("default.toml").read_text(encoding="utf-8")
 
@@ -231,11 +236,13 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         raise ConfigError(_describe(exc, source)) from None
     config = _resolve_paths(config, base)
     _check_folders(config.paths, source)
-    if config.workers.stall_seconds <= config.limits.file_seconds:
-        # A legitimately slow file would read as wedged workers: systemd would restart the
-        # daemon, which takes the file again, for ever. The time limit must act first.
+    backstop = backstop_seconds(config.limits.file_seconds)
+    if config.workers.stall_seconds <= backstop:
+        # A slow file would read as wedged workers: systemd would restart the daemon, which
+        # takes the file again, for ever. The time limit (and, for a worker stuck in C code,
+        # its backstop at 1.5 x the limit) must act first.
         raise ConfigError(f"{source}: workers.stall_seconds: must be longer than "
-                          f"limits.file_seconds ({config.limits.file_seconds:g} s)")
+                          f"{backstop:g} s (limits.file_seconds and the worker backstop)")
     # One pixel-size limit: the pixel step, the preview and the guard use the one in [limits].
     config = config.model_copy(update={"pixels": config.pixels.model_copy(
         update={"max_pixel_bytes": config.limits.max_pixel_bytes})})

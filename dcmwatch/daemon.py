@@ -409,7 +409,10 @@ class Daemon:
         c = self.counters
         return Snapshot(
             queue=self._queue_depth(),
-            inflight=len(self._inflight), completed=c.completed, processed=c.processed,
+            # Outputs waiting on the disk are work in flight too: a hung outbox (an NFS fsync
+            # that never returns) must read as wedged, not idle.
+            inflight=len(self._inflight) + self._committing, completed=c.completed,
+            processed=c.processed,
             quarantined=c.quarantined,
             # While draining, the observer is stopped on purpose.
             observer_alive=self._stop or self.watcher.alive(),
@@ -545,12 +548,12 @@ class Daemon:
             self._quarantine(item, outcome)
 
     def _commit(self, item: _InFlight, outcome: Outcome) -> None:
-        """In an I/O thread: make the output durable, then (delete mode) remove the input."""
+        """In an I/O thread: make the output durable (fsync, rename, fsync folder). The input
+        stays until the main thread has journaled the outcome (`_processed`): a kill in between
+        then redoes the file, which writes the same bytes to the same name."""
         assert outcome.pending is not None
         tmp, dest = outcome.pending
         store.commit(Path(tmp), Path(dest))
-        if self.config.output.on_success == "delete":
-            store.remove(Path(item.task.path))
 
     def _on_committed(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
         self._committed.append((item, outcome, fut.exception()))
@@ -560,6 +563,7 @@ class Daemon:
         while self._committed:
             item, outcome, exc = self._committed.popleft()
             self._committing -= 1
+            self.counters.completed += 1  # progress for the liveness check
             if exc is None:
                 self._finish_safely(item, replace(outcome, pending=None))
                 continue

@@ -26,7 +26,7 @@ from typing import Literal
 import pydicom.config
 
 from dcmwatch import libc, pipeline, store
-from dcmwatch.config import Config
+from dcmwatch.config import Config, backstop_seconds
 from dcmwatch.errors import (
     FATAL,
     DcmwatchError,
@@ -147,13 +147,13 @@ def process(task: Task, config: Config) -> Outcome:
         return _failed(task, "transient", exc, start, pid, mtime_ns, size)
     except (InputError, OutputError) as exc:
         # A library may have wrapped our TimeLimitExceeded in its own error: say why anyway.
-        err: DcmwatchError = TimeLimitExceeded(_TIME_LIMIT_MESSAGE) if _alarm.fired else exc
+        err: DcmwatchError = TimeLimitExceeded(TIME_LIMIT_MESSAGE) if _alarm.fired else exc
         return _failed(task, "quarantine", err, start, pid, mtime_ns, size)
     except BaseException as exc:  # a bug (or a decoder's panic): the class, never the message
         if isinstance(exc, FATAL):
             raise
         if _alarm.fired:
-            return _failed(task, "quarantine", TimeLimitExceeded(_TIME_LIMIT_MESSAGE), start,
+            return _failed(task, "quarantine", TimeLimitExceeded(TIME_LIMIT_MESSAGE), start,
                            pid, mtime_ns, size)
         return Outcome(
             claim_id=task.claim_id, status="quarantine", reason="internal",
@@ -190,7 +190,7 @@ def time_limit(seconds: float) -> Iterator[None]:
         return
     _alarm.fired = False
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    _backstop().arm(time.monotonic() + seconds + max(1.0, seconds / 2))
+    _backstop().arm(time.monotonic() + backstop_seconds(seconds))
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
@@ -200,7 +200,13 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-_TIME_LIMIT_MESSAGE = "processing the file took longer than limits.file_seconds"
+TIME_LIMIT_MESSAGE = "processing the file took longer than limits.file_seconds"
+
+
+def alarm_fired() -> bool:
+    """Whether the last `time_limit` ran out (a library may have re-wrapped the exception)."""
+    return _alarm.fired
+
 
 
 class _Alarm:
@@ -214,7 +220,7 @@ _alarm = _Alarm()
 
 def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
     _alarm.fired = True
-    raise TimeLimitExceeded(_TIME_LIMIT_MESSAGE)
+    raise TimeLimitExceeded(TIME_LIMIT_MESSAGE)
 
 
 class _Backstop:

@@ -242,6 +242,7 @@ class Journal:
              json.dumps(dict(data)) if data is not None else None),
         )
 
+    @_guarded
     def requeued(self, claim_id: str) -> None:
         """A quarantined file went back to the inbox (it will be claimed under a new id).
 
@@ -296,6 +297,7 @@ class Journal:
             if n < PRUNE_BATCH:
                 return total
 
+    @_guarded
     def record_reid(self, pairs: Iterable[tuple[str, str, str]]) -> int:
         """Store re-identification pairs (kind, pseudonym, original); returns how many were new.
 

@@ -34,7 +34,7 @@ class Metrics:
         self._quarantined = Counter("dcmwatch_files_quarantined", "Files put in quarantine",
                                     ["reason"], registry=r)
         self._latency = Histogram("dcmwatch_latency_seconds",
-                                  "Claim from the inbox to a durable output in the outbox",
+                                  "First sight in the inbox to a durable output in the outbox",
                                   buckets=LATENCY_BUCKETS, registry=r)
         Gauge("dcmwatch_queue_depth", "Files queued or settling, not yet claimed, plus claimed "
               "files waiting for a worker or a retry", registry=r).set_function(queue_depth)

@@ -130,7 +130,10 @@ class TestPixelLimit:
 
 class TestLiveness:
     def test_stall_window_must_outlast_the_per_file_time_limit(self, tmp_path: Path) -> None:
-        with pytest.raises(ConfigError, match=r"workers\.stall_seconds: must be longer than"):
-            _load(tmp_path, "[workers]\nstall_seconds = 30\n[limits]\nfile_seconds = 60\n")
-        cfg = _load(tmp_path, "[workers]\nstall_seconds = 90\n[limits]\nfile_seconds = 60\n")
-        assert cfg.workers.stall_seconds == 90
+        # file_seconds 60: the backstop ends a worker stuck in C code at 90 s
+        for stall in (30, 60, 90):
+            with pytest.raises(ConfigError, match=r"workers\.stall_seconds: must be longer"):
+                _load(tmp_path, f"[workers]\nstall_seconds = {stall}\n"
+                                "[limits]\nfile_seconds = 60\n")
+        cfg = _load(tmp_path, "[workers]\nstall_seconds = 91\n[limits]\nfile_seconds = 60\n")
+        assert cfg.workers.stall_seconds == 91

@@ -24,7 +24,7 @@ import pydicom.config
 from dcmwatch import __version__, job, pipeline
 from dcmwatch.backfill import locations
 from dcmwatch.config import Config
-from dcmwatch.errors import FATAL, InputError, OutputError, TransientError
+from dcmwatch.errors import FATAL, InputError, OutputError, TimeLimitExceeded, TransientError
 from dcmwatch.ocr.findings import Finding
 
 Status = Literal["processed", "quarantined", "failed"]
@@ -108,18 +108,25 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
     try:
         data = locations.read(item.source, max_bytes=config.limits.max_file_bytes)
         size = len(data)
-        result = pipeline.process_bytes(data, config)
+        # The daemon's per-file limit, in a local pool process; a Dask worker runs tasks in
+        # threads, which cannot take the alarm (`job.time_limit` then does nothing).
+        with job.time_limit(config.limits.file_seconds):
+            result = pipeline.process_bytes(data, config)
         locations.write(batch.outbox, result.relpath, result.data, tag=item.ident,
                         mode=config.output.file_mode)
     except TransientError as exc:
         return FileResult(item.ident, "failed", reason=exc.reason, message=str(exc),
                           bytes_in=size, duration_ms=_ms(start))
     except (InputError, OutputError) as exc:
-        return quarantine(item, batch, config, exc.reason, str(exc), size, start,
+        err = TimeLimitExceeded(job.TIME_LIMIT_MESSAGE) if job.alarm_fired() else exc
+        return quarantine(item, batch, config, err.reason, str(err), size, start,
                           findings=getattr(exc, "findings", ()))
     except BaseException as exc:  # a bug (or a Rust decoder's panic): the class, never the message
         if isinstance(exc, FATAL):
             raise
+        if job.alarm_fired():
+            return quarantine(item, batch, config, "time_limit", job.TIME_LIMIT_MESSAGE, size,
+                              start)
         return quarantine(item, batch, config, "internal",
                           f"internal error ({type(exc).__name__})", size, start)
     return FileResult(

@@ -43,3 +43,27 @@ def test_a_base_exception_in_the_core_quarantines_that_file_only(
     assert "ZZPHI" not in results[0].message
     sidecar = json.loads((quarantine / "id0.json").read_text())
     assert sidecar["reason"] == "internal" and "ZZPHI" not in json.dumps(sidecar)
+
+
+def test_the_per_file_time_limit_applies_in_a_pool_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dcmwatch process` on the local pool stops a pathological file as the daemon does."""
+    import time
+
+    config: Config = load_config(tmp_path, "[limits]\nfile_seconds = 0.2\n")
+    src = tmp_path / "slow.dcm"
+    src.write_bytes(to_bytes(ct_series(1, rows=16, columns=16)[0]))
+
+    def slow(data: bytes, cfg: Config) -> object:
+        time.sleep(5)
+        raise AssertionError("the time limit did not act")
+
+    monkeypatch.setattr(batch_mod.pipeline, "process_bytes", slow)
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    started = time.monotonic()
+    [result] = run_batch(Batch((Item(str(src), "slow"),), str(tmp_path / "outbox"),
+                               str(quarantine)), config)
+    assert (result.status, result.reason) == ("quarantined", "time_limit")
+    assert time.monotonic() - started < 3

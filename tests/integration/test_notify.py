@@ -81,8 +81,9 @@ def notify() -> Iterator[NotifySocket]:
 
 def systemd_daemon(tmp_path: Path, notify: NotifySocket, stall_seconds: float = 300.0,
                    watchdog_usec: int = 1_000_000) -> DaemonProcess:
-    # The per-file time limit must act before the stall window (config rule): keep it under.
-    limits = f"[limits]\nfile_seconds = {min(60.0, stall_seconds / 2)}\n"
+    # The per-file time limit and its backstop (1.5 x, at least +1 s) must act before the
+    # stall window (a config rule): keep them under it.
+    limits = f"[limits]\nfile_seconds = {min(60.0, stall_seconds / 3):.3f}\n"
     cfg = write_config(tmp_path, limits)
     cfg.write_text(cfg.read_text().replace(
         "[workers]\ncount = 2\n", f"[workers]\ncount = 2\nstall_seconds = {stall_seconds}\n"))
@@ -215,7 +216,7 @@ class TestWatchdog:
             for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
             stopped.clear()
-            # The files the stopped workers held have outlived their time limit (1 s): they
+            # The files the stopped workers held have outlived their time limit: they
             # are quarantined as time_limit when the workers wake; the rest come out.
             deadline = time.monotonic() + 60
             while (len(outputs(d.outbox)) + len(list(d.quarantine.glob("*.dcm"))) < 10
