@@ -529,7 +529,7 @@ class Daemon:
                              findings=[f.as_dict() for f in outcome.findings])
         if outcome.status == "processed":
             if outcome.reid:
-                # Before the input can go (an I/O thread removes it after the commit): a crash
+                # Before the input can go (once its output is durable and journaled): a crash
                 # after that would lose the pairs with the input. Idempotent if redone.
                 self.journal.record_reid(outcome.reid)
             # Logged and kept: the second pass, after the commit, must not repeat them.
