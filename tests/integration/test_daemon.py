@@ -47,7 +47,9 @@ class TestIntake:
         src = tmp_path / "scanner"
         files = write_series(src, 5, **SMALL)
         for f in files:
-            shutil.copy(f, daemon.inbox / f.name)
+            # copyfile, as `cp` does: shutil.copy also chmods the copy after closing it, and the
+            # daemon takes a closed file at once, so that chmod could find it gone.
+            shutil.copyfile(f, daemon.inbox / f.name)
         outs = daemon.wait_outputs(5)
         daemon.wait_event("file.processed", count=5)
         assert len(outs) == 5
@@ -278,7 +280,7 @@ class TestMore:
         try:
             d.start()
             for f in files:
-                shutil.copy(f, d.inbox / f.name)
+                shutil.copyfile(f, d.inbox / f.name)  # no chmod after close (see above)
             d.wait_outputs(2)
             d.wait_event("file.processed", count=2)
             assert d.stop() == 0
