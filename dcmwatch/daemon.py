@@ -369,7 +369,11 @@ class Daemon:
             if self._reload:
                 self._reload = False
                 self.supervision.reloading()
-                self._do_reload()
+                try:
+                    self._do_reload()
+                except Exception as exc:  # a key file gone unreadable, say: keep the old config
+                    self.log.error("config.reload_failed", message="the reload failed",
+                                   exc_info=exc)
                 self.supervision.reloaded()
             if self._heartbeat_due:
                 self._heartbeat_due = False

@@ -42,6 +42,7 @@ class Pool:
         old = self._executor
         if config is not None:
             self._config = config
+            self.size = config.workers.count  # a reload may change how many
         self._executor = self._new()
         self.restarts += 1
         old.shutdown(wait=False, cancel_futures=False)
