@@ -79,6 +79,13 @@ class TransformError(InputError):
     reason = "transform"
 
 
+class InternalError(DcmwatchError):
+    """A bug, or a library's panic, while processing one file: quarantined with the exception's
+    class only (its message may quote values)."""
+
+    reason = "internal"
+
+
 class OutputError(DcmwatchError):
     """Writing a result failed for a reason that is not the input's fault."""
 

@@ -31,6 +31,7 @@ from dcmwatch.errors import (
     FATAL,
     DcmwatchError,
     InputError,
+    InternalError,
     OutputError,
     TimeLimitExceeded,
     TransientError,
@@ -143,23 +144,10 @@ def process(task: Task, config: Config) -> Outcome:
         else:
             store.write_durable(dest, result.data, tag=task.claim_id,
                                 mode=config.output.file_mode)
-    except TransientError as exc:
-        return _failed(task, "transient", exc, start, pid, mtime_ns, size)
-    except (InputError, OutputError) as exc:
-        # A library may have wrapped our TimeLimitExceeded in its own error: say why anyway.
-        err: DcmwatchError = TimeLimitExceeded(TIME_LIMIT_MESSAGE) if _alarm.fired else exc
-        return _failed(task, "quarantine", err, start, pid, mtime_ns, size)
-    except BaseException as exc:  # a bug (or a decoder's panic): the class, never the message
-        if isinstance(exc, FATAL):
-            raise
-        if _alarm.fired:
-            return _failed(task, "quarantine", TimeLimitExceeded(TIME_LIMIT_MESSAGE), start,
-                           pid, mtime_ns, size)
-        return Outcome(
-            claim_id=task.claim_id, status="quarantine", reason="internal",
-            message=f"internal error ({type(exc).__name__})", mtime_ns=mtime_ns,
-            bytes_in=size, duration_ms=_ms(start), worker=pid,
-        )
+    except BaseException as exc:  # every per-file failure is an outcome, said by `explain`
+        err = explain(exc)
+        status: Status = "transient" if isinstance(err, TransientError) else "quarantine"
+        return _failed(task, status, err, start, pid, mtime_ns, size)
     return Outcome(
         claim_id=task.claim_id, status="processed", output=result.relpath,
         bytes_in=size, bytes_out=len(result.data),
@@ -200,12 +188,23 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-TIME_LIMIT_MESSAGE = "processing the file took longer than limits.file_seconds"
+_TIME_LIMIT_MESSAGE = "processing the file took longer than limits.file_seconds"
 
 
-def alarm_fired() -> bool:
-    """Whether the last `time_limit` ran out (a library may have re-wrapped the exception)."""
-    return _alarm.fired
+def explain(exc: BaseException) -> DcmwatchError:
+    """What one file's failure was, for every per-file boundary (the daemon's workers and the
+    backfill's batches). Transient errors stay transient; a time limit that ran out is said as
+    such even when a library re-wrapped our exception; a bug (or a decoder's panic, which is a
+    BaseException) becomes `InternalError` with its class only. FATAL ones are raised again."""
+    if isinstance(exc, FATAL):
+        raise exc
+    if isinstance(exc, TransientError):
+        return exc
+    if _alarm.fired:
+        return TimeLimitExceeded(_TIME_LIMIT_MESSAGE)
+    if isinstance(exc, (InputError, OutputError)):
+        return exc
+    return InternalError(f"internal error ({type(exc).__name__})")
 
 
 
@@ -220,7 +219,7 @@ _alarm = _Alarm()
 
 def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
     _alarm.fired = True
-    raise TimeLimitExceeded(TIME_LIMIT_MESSAGE)
+    raise TimeLimitExceeded(_TIME_LIMIT_MESSAGE)
 
 
 class _Backstop:

@@ -24,7 +24,7 @@ import pydicom.config
 from dcmwatch import __version__, job, pipeline
 from dcmwatch.backfill import locations
 from dcmwatch.config import Config
-from dcmwatch.errors import FATAL, InputError, OutputError, TimeLimitExceeded, TransientError
+from dcmwatch.errors import TransientError
 from dcmwatch.ocr.findings import Finding
 
 Status = Literal["processed", "quarantined", "failed"]
@@ -114,21 +114,13 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
             result = pipeline.process_bytes(data, config)
         locations.write(batch.outbox, result.relpath, result.data, tag=item.ident,
                         mode=config.output.file_mode)
-    except TransientError as exc:
-        return FileResult(item.ident, "failed", reason=exc.reason, message=str(exc),
-                          bytes_in=size, duration_ms=_ms(start))
-    except (InputError, OutputError) as exc:
-        err = TimeLimitExceeded(job.TIME_LIMIT_MESSAGE) if job.alarm_fired() else exc
+    except BaseException as exc:  # every per-file failure is a result, said by `job.explain`
+        err = job.explain(exc)
+        if isinstance(err, TransientError):
+            return FileResult(item.ident, "failed", reason=err.reason, message=str(err),
+                              bytes_in=size, duration_ms=_ms(start))
         return quarantine(item, batch, config, err.reason, str(err), size, start,
                           findings=getattr(exc, "findings", ()))
-    except BaseException as exc:  # a bug (or a Rust decoder's panic): the class, never the message
-        if isinstance(exc, FATAL):
-            raise
-        if job.alarm_fired():
-            return quarantine(item, batch, config, "time_limit", job.TIME_LIMIT_MESSAGE, size,
-                              start)
-        return quarantine(item, batch, config, "internal",
-                          f"internal error ({type(exc).__name__})", size, start)
     return FileResult(
         item.ident, "processed", output=result.relpath, sha256_in=result.sha256_in,
         sha256_out=hashlib.sha256(result.data).hexdigest(), bytes_in=size,
