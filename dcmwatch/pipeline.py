@@ -61,8 +61,25 @@ class Steps:
     ocr: OcrStep
 
 
-@lru_cache(maxsize=4)
 def build_steps(config: Config) -> Steps:
+    """The steps for `config`, built once per process. The last config is recognised by
+    identity first: hashing a frozen pydantic model walks all of it (~15 nested hashes, tens of
+    microseconds) and a worker asks for every file."""
+    global _last_steps  # noqa: PLW0603 - a per-process cache, like the lru_cache below it
+    last = _last_steps
+    if last is not None and last[0] is config:
+        return last[1]
+    steps = _build_steps(config)
+    _last_steps = (config, steps)
+    return steps
+
+
+#: The config and steps of the last call: a worker's config never changes.
+_last_steps: tuple[Config, Steps] | None = None
+
+
+@lru_cache(maxsize=4)
+def _build_steps(config: Config) -> Steps:
     key = config.key()
     deidentify = make_deidentifier(config.deid, key)
     derive = _uid_deriver(key)

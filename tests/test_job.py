@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from dcmwatch import config as config_mod
@@ -33,3 +36,32 @@ def test_defer_sync_leaves_a_hidden_temp_until_committed(tmp_path: Path) -> None
     store.commit(tmp, dest)
     assert dest.is_file() and not tmp.exists()
     assert src.exists()  # the worker never removes its input
+
+
+def test_an_output_folder_linked_out_of_the_outbox_is_refused(tmp_path: Path) -> None:
+    """A study folder in the outbox that is a symbolic link elsewhere: the file is not
+    written there (it fails as an output error), however many files the worker saw before."""
+    cfg, src = _setup(tmp_path)
+    first = job.process(job.Task(str(src), "c3", batch=True), cfg)
+    assert first.status == "processed"
+    study = (cfg.paths.outbox / first.output).parents[1]
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    moved = tmp_path / "moved"
+    study.rename(moved)
+    study.symlink_to(outside, target_is_directory=True)
+    job._proven.clear()  # a new worker: the folder was proven before it became a link
+    again = job.process(job.Task(str(src), "c4", batch=True), cfg)
+    assert again.status == "quarantine" and again.reason == "output"
+    assert list(outside.rglob("*")) == []
+
+
+def test_the_backstop_acts_within_its_poll_interval() -> None:
+    """Arming costs an assignment per file; the watcher still sees a passed deadline."""
+    code = ("import time\nfrom dcmwatch import job\n"
+            "job._backstop().arm(time.monotonic() + 0.2)\ntime.sleep(5)\n")
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], timeout=30, check=False)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == job.BACKSTOP_EXIT
+    assert elapsed < 4.0
