@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     log_mod.configure("json", "warning")
     config = config.with_secret(keys.resolve(config.deid, os.environ, create=False).key)
 
-    original_submit = Pool.submit
-    Pool.submit = lambda self, task: self._executor.submit(profiled_run, task)  # type: ignore[method-assign]
+    Pool.target = "benchmarks.profile_daemon:profiled_run"
 
     from dcmwatch.daemon import Daemon  # noqa: PLC0415
 
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         daemon.run()
     finally:
         main_prof.disable()
-        Pool.submit = original_submit  # type: ignore[method-assign]
+        Pool.target = "dcmwatch.job:run"
     main_prof.dump_stats(out / "main.prof")
     for prof in sorted(out.glob("*.prof")):
         print(f"\n===== {prof.name}")

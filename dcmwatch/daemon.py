@@ -14,6 +14,7 @@ processed twice writes the same bytes to the same path.
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import os
 import secrets
@@ -118,6 +119,13 @@ class Daemon:
         self._committing = 0
         self._committed: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
         self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="dcmwatch-durable")
+        #: This turn's claims (claim id, size) and processed files: journaled together at the
+        #: end of the turn (`_flush`), and only then are the processed files' inputs removed.
+        self._claims: list[tuple[str, int]] = []
+        self._settled: list[tuple[_InFlight, Outcome]] = []
+        #: Inputs of processed files that the I/O threads have removed (or failed to).
+        self._releases: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
+        self._io_open = True
         self.counters = _Counters()
         #: Set while intake is paused for lack of disk space: the folder role that is short.
         self._paused: str | None = None
@@ -142,8 +150,7 @@ class Daemon:
                                              reid_map=self.config.deid.reid_map)
         if corrupt is not None:
             self.log.error("journal.corrupt", action="moved aside, new journal", moved_to=corrupt)
-        self.pool = Pool(self.config)
-        self.pool.warm()
+        self.pool = Pool(self.config)  # workers start now, not on the first file
         recovered = self._recover()
         previous = self._install_signals()
         threading.excepthook = self._thread_died
@@ -360,8 +367,10 @@ class Daemon:
         while not self._stop:
             self._drain_done()
             self._drain_committed()
+            self._drain_released()
             self._due_retries()
             self._fill()
+            self._flush()
             now = time.monotonic()
             if now - last_tick >= _SETTLE_TICK:  # a stat per settling file: not on every wake
                 last_tick = now
@@ -455,7 +464,7 @@ class Daemon:
             self.log.warning("file.claim_failed", errno=exc.errno)
             self.intake.watch(path, delay=self.config.watch.settle_seconds)
             return None
-        self.journal.claimed(claim_id, st.st_size)
+        self._claims.append((claim_id, st.st_size))
         self.log.info("file.received", claim_id=claim_id, bytes=st.st_size)
         return _InFlight(Task(str(work), claim_id, defer_sync=True), path, time.time(),
                          st.st_size, st.st_mtime_ns)
@@ -586,18 +595,65 @@ class Daemon:
                                           message="settling the outcome failed"))
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
+        """Its output is durable: journaled at the end of this turn, then its input goes."""
+        self._settled.append((item, outcome))
+
+    def _flush(self) -> None:
+        """Journal this turn's claims and processed files in one transaction, then remove the
+        processed files' inputs (in the I/O threads: an unlink waits on the filesystem's
+        journal, behind the outputs' fsyncs).
+
+        Journal first: a kill between the two leaves the work file, which is processed again
+        (same bytes, same path) and journaled again; the other order could leave a row that
+        says "claimed" for a file that is done. A claim's row may come after its rename: a kill
+        in between leaves a work file with no row, which recovery processes like any other.
+        """
+        if not self._claims and not self._settled:
+            return
+        claims, self._claims = self._claims, []
+        settled, self._settled = self._settled, []
+        self.journal.record(claims, [
+            (item.task.claim_id, o.output, o.sha256_in, o.bytes_in, o.duration_ms)
+            for item, o in settled])
+        for item, outcome in settled:
+            if self._io_open:
+                self._committing += 1
+                fut = self._io.submit(self._release_input, item)
+                fut.add_done_callback(functools.partial(self._on_released, item, outcome))
+                continue
+            try:  # stopping: the I/O threads are gone
+                self._release_input(item)
+            except Exception as exc:
+                self._released(item, outcome, exc)
+            else:
+                self._released(item, outcome, None)
+
+    def _release_input(self, item: _InFlight) -> None:
+        """In an I/O thread: the input of a processed file goes (or to the archive)."""
         work = Path(item.task.path)
-        # Journal first: a kill between the two leaves the work file, which is processed again
-        # (same bytes, same path) and journaled again; the other order could leave a row that
-        # says "claimed" for a file that is done.
-        self.journal.finished(
-            item.task.claim_id, outcome="processed", output=outcome.output,
-            sha256=outcome.sha256_in, size=outcome.bytes_in, duration_ms=outcome.duration_ms,
-        )
         if self.config.output.on_success == "archive":
             self._archive(work, item.task.claim_id)
         else:
             store.remove(work)
+
+    def _on_released(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
+        self._releases.append((item, outcome, fut.exception()))
+        self.intake.wake()
+
+    def _drain_released(self) -> None:
+        while self._releases:
+            item, outcome, exc = self._releases.popleft()
+            self._committing -= 1
+            self.counters.completed += 1  # progress for the liveness check
+            self._released(item, outcome, exc)
+
+    def _released(self, item: _InFlight, outcome: Outcome, exc: BaseException | None) -> None:
+        if exc is not None:  # disk trouble: the input stays; done again later
+            self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
+            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                          reason="finish_failed",
+                                          message="settling the outcome failed"))
+            return
         self.counters.processed += 1
         self.counters.since_beat_processed += 1
         latency = (time.monotonic() - item.seen) * 1000 if item.seen is not None else None
@@ -783,10 +839,15 @@ class Daemon:
             self._drain_done()
             self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
             self._drain_committed()
+            self._drain_released()
+            self._flush()
             self.intake.wait(_TICK)
         self._drain_done()
         self._io.shutdown(wait=not self._force)
+        self._io_open = False
         self._drain_committed()
+        self._drain_released()
+        self._flush()
         self.pool.shutdown(wait=not self._force)
         self.journal.close()
         self.supervision.close()

@@ -142,3 +142,37 @@ class TestCheckpoint:
         assert (done["checkpoint_busy"], done["wal_pages"]) == (1, -1)
         j._db = real
         j.close()
+
+
+class TestRecord:
+    """The daemon journals a turn of its loop in one transaction (`Journal.record`)."""
+
+    def test_claims_and_outcomes_land_together(self, tmp_path: Path) -> None:
+        j = journal.Journal(tmp_path / journal.FILENAME)
+        try:
+            j.claimed("a", 10)  # claimed in an earlier turn
+            j.record([("b", 20), ("c", 30)],
+                     [("a", "x/a.dcm", "aa" * 32, 10, 1.5), ("b", "x/b.dcm", "bb" * 32, 20, 2.5)])
+            rows = {r[0]: r[1:] for r in j._db.execute(
+                "SELECT claim_id, outcome, output, sha256, size, duration_ms, finished_at "
+                "IS NOT NULL FROM files")}
+        finally:
+            j.close()
+        assert rows == {
+            "a": ("processed", "x/a.dcm", "aa" * 32, 10, 1.5, 1),
+            "b": ("processed", "x/b.dcm", "bb" * 32, 20, 2.5, 1),
+            "c": ("claimed", None, None, 30, None, 0),
+        }
+
+    def test_a_failed_turn_leaves_no_part_of_it(self, tmp_path: Path) -> None:
+        """All or nothing: a failure rolls the turn back, and the daemon stops on the error."""
+        j = journal.Journal(tmp_path / journal.FILENAME)
+        try:
+            j._db.execute("CREATE TRIGGER no_c BEFORE INSERT ON files WHEN NEW.claim_id = 'c' "
+                          "BEGIN SELECT RAISE(ABORT, 'no'); END")
+            with pytest.raises(journal.JournalError):
+                j.record([("a", 1), ("c", 2)], [])
+            count = j._db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+        finally:
+            j.close()
+        assert count == 0
