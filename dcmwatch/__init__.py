@@ -2,6 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from dcmwatch import _lazy
+
+_lazy.defer_unused()  # before anything imports pydicom
+
 try:
     __version__ = version("dcmwatch")
 except PackageNotFoundError:  # running from a source tree that was never installed

@@ -1,0 +1,48 @@
+"""Modules our libraries import but dcmwatch never uses, loaded only if someone does use them.
+
+pydicom imports `requests` at start-up for one purpose, downloading its test data, which
+dcmwatch never does; with it come urllib3, charset tables and more: 9 MB of every dcmwatch
+process (the daemon and each worker), on a memory budget of 200 MB for all of them. A stand-in
+module takes its place in `sys.modules`; the first attribute anyone reads from it (a test's S3
+mock, a plugin) imports the real module, which from then on is the one `import` returns.
+(`importlib.util.LazyLoader` does not do here: on Python 3.11 `import requests` itself reads
+the module's `__spec__` and so loads it.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+import types
+from typing import Any
+
+DEFERRED = ("requests",)
+_lock = threading.Lock()
+
+
+class _Deferred(types.ModuleType):
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(_load(self.__name__), attr)
+
+
+def _load(name: str) -> types.ModuleType:
+    with _lock:
+        current = sys.modules.get(name)
+        if isinstance(current, _Deferred):
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+
+def defer(name: str) -> bool:
+    """Make `import name` cheap for this process. False when it is loaded already or absent."""
+    if name in sys.modules or importlib.util.find_spec(name) is None:
+        return False
+    sys.modules[name] = _Deferred(name)
+    return True
+
+
+def defer_unused() -> None:
+    for name in DEFERRED:
+        defer(name)
