@@ -75,8 +75,10 @@ class Watch(_Section):
 class Workers(_Section):
     #: Worker processes. De-identification is CPU-bound Python: threads would share one core.
     count: Annotated[int, Field(ge=1, le=512)] = Field(default_factory=lambda: os.cpu_count() or 1)
-    #: Files handed to the pool ahead of the idle workers, per worker (hides claim/IPC latency).
-    prefetch: Annotated[int, Field(ge=1, le=64)] = 2
+    #: Files claimed and handed to the pool per worker: two wait in each worker's socket (it
+    #: never waits for the daemon between files), the rest in the pool, which refills a
+    #: worker the moment it answers, without the daemon's main loop.
+    prefetch: Annotated[int, Field(ge=1, le=64)] = 4
     #: A file whose worker died this many times is quarantined (a poison file must not loop).
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     #: Files in flight and none finished for this long: the workers are wedged, the liveness
