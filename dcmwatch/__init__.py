@@ -1,14 +1,22 @@
 """dcmwatch: a watch-folder daemon that de-identifies DICOM files durably and fast."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from dcmwatch import _lazy
 
 _lazy.defer_unused()  # before anything imports pydicom
 
-try:
-    __version__ = version("dcmwatch")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    """`__version__` on first use: importlib.metadata brings the email package (2 MB), which
+    a worker process never needs."""
+    if name != "__version__":
+        raise AttributeError(f"module 'dcmwatch' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        found = version("dcmwatch")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        found = "0.0.0+unknown"
+    globals()["__version__"] = found
+    return found
