@@ -115,7 +115,7 @@ class Daemon:
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
-        #: Outputs whose worker is done and whose commit runs in an I/O thread.
+        #: Files in the I/O threads: an output being committed, or a processed input removed.
         self._committing = 0
         self._committed: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
         self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="dcmwatch-durable")
