@@ -70,3 +70,43 @@ def test_moves_within_the_inbox_still_count_as_complete(tmp_path: Path) -> None:
         assert ("x.dcm", True) in calls
     finally:
         watcher.stop()
+
+
+def test_only_the_events_it_acts_on_reach_the_dispatch_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """watchdog queues a directory-modified event beside every file event, and the claim's
+    rename out of the inbox is one more: filtered in the emitter, they cost no hand-off to the
+    dispatch thread. Arrivals (renamed in, written and closed) still come through."""
+    from watchdog.events import DirModifiedEvent, FileSystemEvent
+
+    from dcmwatch import watcher as watcher_mod
+
+    inbox, spool = tmp_path / "in", tmp_path / "spool"
+    inbox.mkdir()
+    spool.mkdir()
+    kinds: list[type[FileSystemEvent]] = []
+    original = watcher_mod._Handler.on_any_event
+
+    def record(self: watcher_mod._Handler, event: FileSystemEvent) -> None:
+        kinds.append(type(event))
+        original(self, event)
+
+    monkeypatch.setattr(watcher_mod._Handler, "on_any_event", record)
+    offered: list[str] = []
+    watcher = Watcher(inbox, "native", 1.0, lambda p, c: offered.append(os.path.basename(p)),
+                      lambda exc: None, lambda path: None)
+    watcher.start()
+    try:
+        time.sleep(0.2)
+        (spool / "a.dcm").write_bytes(b"a")
+        os.rename(spool / "a.dcm", inbox / "a.dcm")
+        (inbox / "b.dcm").write_bytes(b"b")
+        os.unlink(inbox / "b.dcm")
+        deadline = time.monotonic() + 5
+        while {"a.dcm", "b.dcm"} - set(offered) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watcher.stop()
+    assert {"a.dcm", "b.dcm"} <= set(offered)
+    assert kinds and all(k in watcher_mod.EVENTS for k in kinds)
+    assert DirModifiedEvent not in kinds
