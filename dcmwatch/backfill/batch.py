@@ -21,7 +21,7 @@ from typing import Literal
 
 import pydicom.config
 
-from dcmwatch import __version__, job, pipeline
+from dcmwatch import __version__, job, pipeline, thread_limit
 from dcmwatch.backfill import locations
 from dcmwatch.config import Config
 from dcmwatch.errors import TransientError
@@ -108,10 +108,10 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
     try:
         data = locations.read(item.source, max_bytes=config.limits.max_file_bytes)
         size = len(data)
-        # The daemon's per-file limit, in a local pool process; a Dask worker runs tasks in
-        # threads, which cannot take the alarm (`job.time_limit` then does nothing).
-        with job.time_limit(config.limits.file_seconds):
-            result = pipeline.process_bytes(data, config)
+        # The daemon's per-file limit: its alarm in a local pool process, the thread watcher
+        # on a Dask worker (tasks run in threads there, which cannot take signals).
+        result = thread_limit.run_limited(config.limits.file_seconds, pipeline.process_bytes,
+                                          data, config)
         locations.write(batch.outbox, result.relpath, result.data, tag=item.ident,
                         mode=config.output.file_mode)
     except BaseException as exc:  # every per-file failure is a result, said by `job.explain`
