@@ -98,12 +98,17 @@ class _Watcher:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._armed: dict[int, _Entry] = {}
+        #: When the watcher wakes next (None: when notified). A file's limit ends after the
+        #: one being watched in the usual case, so arming it wakes nobody: no thread switch
+        #: per file.
+        self._next_wake: float | None = None
         threading.Thread(target=self._watch, name="dcmwatch-thread-limit", daemon=True).start()
 
     def arm(self, entry: _Entry) -> None:
         with self._wake:
             self._armed[entry.ident] = entry
-            self._wake.notify()
+            if self._next_wake is None or entry.deadline < self._next_wake:
+                self._wake.notify()
 
     def disarm(self, entry: _Entry) -> None:
         """Idempotent. Only C calls under the lock (a plain `Lock`, whose `with` runs no Python
@@ -135,6 +140,7 @@ class _Watcher:
                         _set_async_exc(entry.ident, ThreadTimeLimit)
                     due = entry.backstop if entry.fired else entry.deadline
                     wake = due if wake is None else min(wake, due)
+                self._next_wake = wake
                 self._wake.wait(None if wake is None else max(0.0, wake - now))
 
 
