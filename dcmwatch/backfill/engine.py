@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from dcmwatch import job
-from dcmwatch.backfill.batch import Batch, FileResult, run_batch, run_local
+from dcmwatch.backfill.batch import Batch, FileResult, run_local, run_remote
 from dcmwatch.config import Config
 
 
@@ -166,7 +166,7 @@ class DaskEngine:
 
     def submit(self, batch: Batch) -> None:
         key = f"dcmwatch-batch-{uuid.uuid4().hex}"
-        fut = self._client.submit(run_batch, batch, self._config, key=key, pure=False)
+        fut = self._client.submit(run_remote, batch, self._config, key=key, pure=False)
         self._batches[key] = batch
         self._as_completed.add(fut)
 
@@ -176,7 +176,7 @@ class DaskEngine:
         fut = next(self._as_completed)
         batch = self._batches.pop(fut.key)
         try:
-            return [Done(batch, fut.result())]
+            return [Done(batch, list(fut.result().results))]
         except KilledWorker:
             return [Done(batch, None, Failure("killed", "KilledWorker"))]
         except Exception as exc:
