@@ -115,6 +115,14 @@ def throughput(files: int, size: int, workers: int, batch_files: int,
             out[f"{name}_files_per_s"] = round(files / out[f"{name}_seconds"], 1)
         #: Wall-clock files/s, cluster over pool: the target on a dedicated machine.
         out["ratio"] = round(out["cluster_files_per_s"] / out["pool_files_per_s"], 3)
+        #: The same per interleaved pair (pool then cluster, seconds apart): the spread says how
+        #: much the neighbours moved the best-of ratio.
+        pairs = sorted(p / c for p, c in zip(out["pool_each_seconds"],
+                                             out["cluster_each_seconds"], strict=True))
+        out["ratio_each_pair"] = [round(r, 3) for r in pairs]
+        out["ratio_median_pair"] = round(pairs[len(pairs) // 2] if len(pairs) % 2 else
+                                         (pairs[len(pairs) // 2 - 1] + pairs[len(pairs) // 2]) / 2,
+                                         3)
         #: Files per CPU-second, cluster over pool: the same question, robust to a busy machine.
         out["cpu_ratio"] = round(out["pool_cpu_seconds"] / out["cluster_cpu_seconds"], 3)
         extra = out["cluster_seconds"] - out["pool_seconds"]
