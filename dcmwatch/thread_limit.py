@@ -24,8 +24,10 @@ belongs to the file that ran out of time, never to the code after it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -92,28 +94,31 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
 
 
 class _Watcher:
-    """One thread per process holding the deadlines of the threads inside a limit."""
+    """One thread per process holding the deadlines of the threads inside a limit.
+
+    A limited thread touches only C-implemented primitives here (a plain `Lock`, whose `with`
+    runs no Python frame, dict operations, `SimpleQueue.put`): an exception delivered while it
+    arms or disarms still releases the lock and leaves nothing half-done. (A `Condition`'s
+    Python-level `notify`/`__exit__` could be interrupted holding the lock.)"""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._kicks: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._armed: dict[int, _Entry] = {}
-        #: When the watcher wakes next (None: when notified). A file's limit ends after the
-        #: one being watched in the usual case, so arming it wakes nobody: no thread switch
-        #: per file.
+        #: When the watcher wakes next (None: when kicked). A file's limit ends after the one
+        #: being watched in the usual case, so arming it wakes nobody: no thread switch per
+        #: file.
         self._next_wake: float | None = None
         threading.Thread(target=self._watch, name="dcmwatch-thread-limit", daemon=True).start()
 
     def arm(self, entry: _Entry) -> None:
-        with self._wake:
+        with self._lock:
             self._armed[entry.ident] = entry
             if self._next_wake is None or entry.deadline < self._next_wake:
-                self._wake.notify()
+                self._kicks.put(None)
 
     def disarm(self, entry: _Entry) -> None:
-        """Idempotent. Only C calls under the lock (a plain `Lock`, whose `with` runs no Python
-        frame): an exception delivered in here still releases it, and once the entry is gone
-        the watcher cannot fire for it."""
+        """Idempotent; once the entry is gone the watcher cannot fire for it."""
         with self._lock:
             if self._armed.get(entry.ident) is entry:
                 del self._armed[entry.ident]
@@ -128,8 +133,8 @@ class _Watcher:
             return len(self._armed)
 
     def _watch(self) -> None:
-        with self._wake:
-            while True:
+        while True:
+            with self._lock:
                 now = time.monotonic()
                 wake: float | None = None
                 for entry in self._armed.values():
@@ -141,7 +146,8 @@ class _Watcher:
                     due = entry.backstop if entry.fired else entry.deadline
                     wake = due if wake is None else min(wake, due)
                 self._next_wake = wake
-                self._wake.wait(None if wake is None else max(0.0, wake - now))
+            with contextlib.suppress(queue.Empty):
+                self._kicks.get(timeout=None if wake is None else max(0.0, wake - now))
 
 
 _watcher_instance: _Watcher | None = None
