@@ -56,28 +56,32 @@ def _options(root: Path, sources: tuple[str, ...], batch_files: int,
                    batch_files=batch_files)
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds() -> tuple[float, float]:
     """User + system CPU of this process and all its descendants (driver, scheduler, nannies,
-    workers, pool processes): what the run costs, whatever else the machine is doing."""
+    workers, pool processes): what the run costs, whatever else the machine is doing; and of
+    this process alone (the driver; under a LocalCluster also the scheduler and the nannies)."""
     import psutil  # noqa: PLC0415 - a dependency of distributed
 
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    own = sum(me.cpu_times()[:2])
+    total = own
     for child in me.children(recursive=True):
         try:
             total += sum(child.cpu_times()[:2])
         except psutil.NoSuchProcess:
             continue
-    return total
+    return total, own
 
 
 def _drive(config: config_mod.Config, options: Options, engine: Engine) -> dict[str, Any]:
     try:
-        cpu0 = _cpu_seconds()
+        cpu0, own0 = _cpu_seconds()
         driver = Driver(config, options, engine, log_mod.get())
         tally = driver.run()
         nums = driver.reporter.numbers(tally)
-        nums["cpu_seconds"] = _cpu_seconds() - cpu0
+        cpu1, own1 = _cpu_seconds()
+        nums["cpu_seconds"] = cpu1 - cpu0
+        nums["driver_cpu_seconds"] = own1 - own0
         return nums
     finally:
         engine.close()
@@ -100,14 +104,25 @@ def throughput(files: int, size: int, workers: int, batch_files: int,
                 nums = _drive(config, _options(root / f"{name}{rep}", (str(src),), batch_files),
                               make())
                 assert nums["processed"] == files, nums
+                out.setdefault(f"{name}_each_seconds", []).append(
+                    round(nums["duration_ms"] / 1000, 3))
                 for key, value in (("seconds", nums["duration_ms"] / 1000),
-                                   ("cpu_seconds", nums["cpu_seconds"])):
+                                   ("cpu_seconds", nums["cpu_seconds"]),
+                                   ("driver_cpu_seconds", nums["driver_cpu_seconds"])):
                     best = out.get(f"{name}_{key}", float("inf"))
                     out[f"{name}_{key}"] = round(min(best, value), 3)
         for name in engines:
             out[f"{name}_files_per_s"] = round(files / out[f"{name}_seconds"], 1)
         #: Wall-clock files/s, cluster over pool: the target on a dedicated machine.
         out["ratio"] = round(out["cluster_files_per_s"] / out["pool_files_per_s"], 3)
+        #: The same per interleaved pair (pool then cluster, seconds apart): the spread says how
+        #: much the neighbours moved the best-of ratio.
+        pairs = sorted(p / c for p, c in zip(out["pool_each_seconds"],
+                                             out["cluster_each_seconds"], strict=True))
+        out["ratio_each_pair"] = [round(r, 3) for r in pairs]
+        out["ratio_median_pair"] = round(pairs[len(pairs) // 2] if len(pairs) % 2 else
+                                         (pairs[len(pairs) // 2 - 1] + pairs[len(pairs) // 2]) / 2,
+                                         3)
         #: Files per CPU-second, cluster over pool: the same question, robust to a busy machine.
         out["cpu_ratio"] = round(out["pool_cpu_seconds"] / out["cluster_cpu_seconds"], 3)
         extra = out["cluster_seconds"] - out["pool_seconds"]

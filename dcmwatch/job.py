@@ -199,9 +199,11 @@ def explain(exc: BaseException) -> DcmwatchError:
     BaseException) becomes `InternalError` with its class only. FATAL ones are raised again."""
     if isinstance(exc, FATAL):
         raise exc
+    # Said once: a later file's failure outside a limit (a read before it) is its own.
+    fired, _alarm.fired = _alarm.fired, False
     if isinstance(exc, TransientError):
         return exc
-    if _alarm.fired:
+    if fired:
         return TimeLimitExceeded(_TIME_LIMIT_MESSAGE)
     if isinstance(exc, (InputError, OutputError)):
         return exc
@@ -209,9 +211,10 @@ def explain(exc: BaseException) -> DcmwatchError:
 
 
 
-class _Alarm:
+class _Alarm(threading.local):
     #: Set when the alarm fired: libraries that catch Exception may re-wrap it (the
     #: de-identifier turns it into a TransformError), and the outcome must still say why.
+    #: Per thread: `thread_limit` limits several threads of one process independently.
     fired = False
 
 

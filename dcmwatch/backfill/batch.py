@@ -12,24 +12,41 @@ or more of the work on any engine; a batch of ~64 amortises it to a few percent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import operator
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import pydicom.config
 
-from dcmwatch import __version__, job, pipeline
+from dcmwatch import __version__, job, pipeline, thread_limit
 from dcmwatch.backfill import locations
 from dcmwatch.config import Config
 from dcmwatch.errors import TransientError
 from dcmwatch.ocr.findings import Finding
 
 Status = Literal["processed", "quarantined", "failed"]
+_T = TypeVar("_T")
 
 
+def _pickled_as_tuple(cls: type[_T]) -> type[_T]:
+    """Pickle a frozen slots dataclass as (class, field values) taken by one C attrgetter: the
+    generated `__getstate__`/`__setstate__` walk `dataclasses.fields()` in Python, and every
+    input crosses a process boundary twice (its `Item` out, its `FileResult` back)."""
+    values = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))  # type: ignore[arg-type]
+
+    def __reduce__(self: Any) -> tuple[type[_T], tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
+
+
+@_pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class Item:
     #: A local path or an s3:// URL. Travels to the worker; never logged.
@@ -49,6 +66,7 @@ class Batch:
     isolated: bool = False
 
 
+@_pickled_as_tuple
 @dataclass(frozen=True, slots=True)
 class FileResult:
     ident: str
@@ -90,9 +108,23 @@ def _quiet_worker() -> None:
     _quiet = True
 
 
+@dataclass(frozen=True, slots=True)
+class Results:
+    """A batch's results as one object. Dask serializes a returned list (or tuple) element by
+    element: a pickle, a header and a frame per file, in the worker's and the driver's event
+    loops; one object is one pickle."""
+
+    results: tuple[FileResult, ...]
+
+
 def run_batch(batch: Batch, config: Config) -> list[FileResult]:
     _quiet_worker()
     return [run_one(item, batch, config) for item in batch.items]
+
+
+def run_remote(batch: Batch, config: Config) -> Results:
+    """Entry point on a Dask worker."""
+    return Results(tuple(run_batch(batch, config)))
 
 
 def run_local(batch: Batch) -> list[FileResult]:
@@ -108,10 +140,10 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
     try:
         data = locations.read(item.source, max_bytes=config.limits.max_file_bytes)
         size = len(data)
-        # The daemon's per-file limit, in a local pool process; a Dask worker runs tasks in
-        # threads, which cannot take the alarm (`job.time_limit` then does nothing).
-        with job.time_limit(config.limits.file_seconds):
-            result = pipeline.process_bytes(data, config)
+        # The daemon's per-file limit: its alarm in a local pool process, the thread watcher
+        # on a Dask worker (tasks run in threads there, which cannot take signals).
+        result = thread_limit.run_limited(config.limits.file_seconds, pipeline.process_bytes,
+                                          data, config)
         locations.write(batch.outbox, result.relpath, result.data, tag=item.ident,
                         mode=config.output.file_mode)
     except BaseException as exc:  # every per-file failure is a result, said by `job.explain`

@@ -176,6 +176,13 @@ class Driver:
         if len(batch.items) > 1:
             self._split(batch, retry, failure.error)
             return
+        if not batch.isolated:
+            # Dask blames every batch on a dying worker, and a worker holds more than one when
+            # the scheduler does not queue them (few batches known to it: a run's start and
+            # end, right after a death, when the survivors take everything). A lone file is
+            # called poison only after it killed workers with nothing else in flight.
+            suspects.append(replace(batch, isolated=True))
+            return
         self._quarantine_poison(batch, journal)
 
     def _settle_crash(self, batch: Batch, journal: BackfillJournal,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from dcmwatch import job
-from dcmwatch.backfill.batch import Batch, FileResult, run_batch, run_local
+from dcmwatch.backfill.batch import Batch, FileResult, run_local, run_remote
 from dcmwatch.config import Config
 
 
@@ -106,14 +106,19 @@ class LocalEngine:
         return {"engine": self.name, "workers": self.slots}
 
 
-#: For `--local-cluster` (the README gives the same settings for real workers and schedulers).
+#: For `--local-cluster`; `config/dask.yaml` holds the same for a real cluster's scheduler and
+#: workers, with the reasons (a test keeps the two equal). Measured with bench_cluster.py: a
+#: LocalCluster's CPU per file went from 1.1x to 1.0x the pool's.
 LOCAL_CLUSTER_CONFIG = {
-    # One task per worker thread at a time: a batch that kills its worker then shares the
-    # blame with no queued neighbour.
     "distributed.scheduler.worker-saturation": 1.0,
-    # The statistical profiler samples the busy thread every 10 ms: ~10 % of a worker's CPU
-    # for a dashboard panel a backfill does not need.
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
     "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+    # glibc's dynamic mmap threshold, not a 128 KiB one: no page faults per CT slice.
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
 }
 
 
@@ -138,11 +143,12 @@ class DaskEngine:
         self._config = config
         self._cluster: Any = None
         if local_workers is not None:
-            dask.config.set(LOCAL_CLUSTER_CONFIG)
-            self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=local_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address="127.0.0.1:0",
-            )
+            # Read when the scheduler, nannies and workers start: only our cluster gets them.
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                    n_workers=local_workers, threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                )
             self._client: Any = Client(self._cluster)  # type: ignore[no-untyped-call]
         else:
             self._client = Client(address)  # type: ignore[no-untyped-call]
@@ -160,7 +166,7 @@ class DaskEngine:
 
     def submit(self, batch: Batch) -> None:
         key = f"dcmwatch-batch-{uuid.uuid4().hex}"
-        fut = self._client.submit(run_batch, batch, self._config, key=key, pure=False)
+        fut = self._client.submit(run_remote, batch, self._config, key=key, pure=False)
         self._batches[key] = batch
         self._as_completed.add(fut)
 
@@ -170,7 +176,7 @@ class DaskEngine:
         fut = next(self._as_completed)
         batch = self._batches.pop(fut.key)
         try:
-            return [Done(batch, fut.result())]
+            return [Done(batch, list(fut.result().results))]
         except KilledWorker:
             return [Done(batch, None, Failure("killed", "KilledWorker"))]
         except Exception as exc:

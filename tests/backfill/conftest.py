@@ -25,8 +25,10 @@ N_FILES = 200
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Any]:
     """Two single-threaded worker processes on loopback. A task is blamed for a dead worker
-    after two deaths (allowed-failures 1) and each worker holds one task at a time, so a
-    poison file is isolated quickly and never drags a queued neighbour with it."""
+    after two deaths (allowed-failures 1), so a poison file is isolated quickly. Each worker
+    holds one task at a time while the scheduler queues them (worker-saturation 1.0); when it
+    does not (few tasks known to it), a neighbour can share the blame, and the driver reruns
+    a lone suspect alone before quarantining it."""
     import dask
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,

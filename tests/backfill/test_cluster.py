@@ -145,54 +145,108 @@ class TestCluster:
         """A file that kills every worker that reads it is isolated by splitting its batch,
         quarantined with a reason, and every other file comes out."""
         config = load_config(tmp_path)
-        src = tmp_path / "src"
-        series = sorted(p for p in (corpus / "p0").rglob("*") if p.is_file())[:49]
-        src.mkdir()
-        for p in series:
-            (src / p.name).write_bytes(p.read_bytes())
-        poison = src / "poison.dcm"
-        poison.write_bytes(POISON_MARKER * 50)
-        client = distributed.Client(cluster.scheduler_address)
-        client.register_plugin(PoisonPlugin(POISON_MARKER), name=PoisonPlugin.name)
-        try:
-            tally = run_driver(config, tmp_path, cluster, (str(src),), batch=2)
-        finally:
-            client.unregister_worker_plugin(PoisonPlugin.name)
-            client.close()
-        assert (tally.processed, tally.quarantined, tally.failed) == (len(series), 1, 0)
+        tally, bad = run_with_hook(tmp_path, cluster, corpus, config, POISON_MARKER, "kill")
         assert tally.splits >= 1  # 50 inputs in batches of 2: the poison had a neighbour
-        ident = identity(config.key(), str(poison))
-        sidecar = json.loads((tmp_path / "quarantine" / f"{ident}.json").read_text())
-        assert sidecar["reason"] == "killed_worker"
-        assert (tmp_path / "quarantine" / f"{ident}.dcm").read_bytes() == poison.read_bytes()
-        outputs = tree(tmp_path / "outbox")
-        assert len(outputs) == len(series)
-        assert all(expected[k] == v for k, v in outputs.items())
-        rows = {r[0]: r for r in journal_rows(tmp_path / "state" / "backfill.sqlite")}
-        assert rows[ident][1:] == ("quarantined", None, None, "killed_worker")
+        assert_one_quarantined(tmp_path, config, tally, bad, "killed_worker", expected)
+
+    def test_slow_file_is_stopped_by_the_time_limit_on_a_worker(
+        self, tmp_path: Path, cluster: Any, corpus: Path, expected: dict[str, bytes]
+    ) -> None:
+        """`limits.file_seconds` applies in a Dask worker's task thread (no SIGALRM there):
+        a file whose processing runs on in Python is stopped and quarantined as time_limit,
+        without losing the worker, and every other file comes out."""
+        config = load_config(tmp_path, "[limits]\nfile_seconds = 0.5\n")
+        t0 = time.monotonic()
+        tally, bad = run_with_hook(tmp_path, cluster, corpus, config, SLOW_MARKER, "slow")
+        assert time.monotonic() - t0 < 30  # the hook alone would take a minute
+        assert tally.splits == 0  # stopped in the thread: no worker died, no batch was split
+        assert_one_quarantined(tmp_path, config, tally, bad, "time_limit", expected)
+        sidecar = json.loads((tmp_path / "quarantine" / f"{bad}.json").read_text())
+        assert sidecar["message"] == "processing the file took longer than limits.file_seconds"
+
+    def test_file_stuck_in_c_code_ends_its_worker_and_is_quarantined(
+        self, tmp_path: Path, cluster: Any, corpus: Path, expected: dict[str, bytes]
+    ) -> None:
+        """Past the backstop (`file_seconds` + 1 s here) a file still inside C code ends its
+        worker process (exit 70); the nanny starts a new one, Dask reruns the batch, and the
+        driver's KilledWorker splitting quarantines the file as killed_worker."""
+        config = load_config(tmp_path, "[limits]\nfile_seconds = 0.3\n")
+        t0 = time.monotonic()
+        tally, bad = run_with_hook(tmp_path, cluster, corpus, config, STUCK_MARKER, "stuck")
+        assert time.monotonic() - t0 < 60  # one stuck hook alone would take a minute
+        assert tally.splits >= 1
+        assert_one_quarantined(tmp_path, config, tally, bad, "killed_worker", expected)
 
 
-#: The test hook lives here, in a Dask worker plugin the test registers and removes, so no
+def run_with_hook(tmp_path: Path, cluster: Any, corpus: Path, config: Config, marker: bytes,
+                  action: str) -> tuple[Tally, str]:
+    """49 good files and one holding `marker`, in batches of 2, with the hook on every
+    worker; returns the tally and the marked file's identity."""
+    src = tmp_path / "src"
+    series = sorted(p for p in (corpus / "p0").rglob("*") if p.is_file())[:49]
+    src.mkdir()
+    for p in series:
+        (src / p.name).write_bytes(p.read_bytes())
+    bad = src / "bad.dcm"
+    bad.write_bytes(marker * 50)
+    client = distributed.Client(cluster.scheduler_address)
+    client.register_plugin(HookPlugin(marker, action), name=HookPlugin.name)
+    try:
+        tally = run_driver(config, tmp_path, cluster, (str(src),), batch=2)
+    finally:
+        client.unregister_worker_plugin(HookPlugin.name)
+        client.close()
+    return tally, identity(config.key(), str(bad))
+
+
+def assert_one_quarantined(tmp_path: Path, config: Config, tally: Tally, ident: str,
+                           reason: str, expected: dict[str, bytes]) -> None:
+    assert (tally.processed, tally.quarantined, tally.failed) == (49, 1, 0)
+    sidecar = json.loads((tmp_path / "quarantine" / f"{ident}.json").read_text())
+    assert sidecar["reason"] == reason
+    bad = tmp_path / "src" / "bad.dcm"
+    assert (tmp_path / "quarantine" / f"{ident}.dcm").read_bytes() == bad.read_bytes()
+    outputs = tree(tmp_path / "outbox")
+    assert len(outputs) == 49
+    assert all(expected[k] == v for k, v in outputs.items())
+    rows = {r[0]: r for r in journal_rows(tmp_path / "state" / "backfill.sqlite")}
+    assert rows[ident][1:] == ("quarantined", None, None, reason)
+
+
+#: The test hooks live here, in a Dask worker plugin the test registers and removes, so no
 #: production code carries a "kill me" switch. A real poison file (a crash in a C decoder, a
-#: memory blow-up) cannot be produced on demand; this stands in for it.
+#: memory blow-up, a decoder looping in C) cannot be produced on demand; these stand in for it.
 POISON_MARKER = b"DCMWATCH-TEST-POISON"
+SLOW_MARKER = b"DCMWATCH-TEST-SLOW"
+STUCK_MARKER = b"DCMWATCH-TEST-STUCK"
 
 
-class PoisonPlugin(distributed.WorkerPlugin):  # type: ignore[misc]
-    name = "dcmwatch-test-poison"
+class HookPlugin(distributed.WorkerPlugin):  # type: ignore[misc]
+    """On every worker (restarted ones too): `pipeline.process_bytes` of a file holding
+    `marker` kills its process (`kill`), runs on in Python (`slow`: the soft limit can stop
+    it) or sits in one C call (`stuck`: only the backstop can)."""
 
-    def __init__(self, marker: bytes) -> None:
+    name = "dcmwatch-test-hook"
+
+    def __init__(self, marker: bytes, action: str = "kill") -> None:
         self.marker = marker
+        self.action = action
 
     def setup(self, worker: Any) -> None:
         from dcmwatch import pipeline
 
         original = getattr(pipeline.process_bytes, "__wrapped__", pipeline.process_bytes)
-        marker = self.marker
+        marker, action = self.marker, self.action
 
         def process_bytes(data: bytes, config: Config) -> Any:
             if marker in data:
-                os.kill(os.getpid(), signal.SIGKILL)
+                if action == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                elif action == "slow":
+                    for _ in range(6000):
+                        time.sleep(0.01)
+                else:
+                    time.sleep(60)
             return original(data, config)
 
         process_bytes.__wrapped__ = original  # type: ignore[attr-defined]

@@ -25,8 +25,12 @@ class ScriptedEngine:
 
     name = "scripted"
 
-    def __init__(self, poison: set[str], kind: str = "killed", slots: int = 2) -> None:
+    def __init__(self, poison: set[str], kind: str = "killed", slots: int = 2,
+                 blamed_once: set[str] | None = None) -> None:
         self.poison = poison
+        #: Innocent sources whose batches fail until they failed once as a lone file, as Dask
+        #: blames batches that shared a dying worker with the poison.
+        self.blamed_once = set(blamed_once or ())
         self.kind = kind
         self.slots = slots
         self.queue: deque[Batch] = deque()
@@ -40,6 +44,11 @@ class ScriptedEngine:
 
     def wait(self) -> list[Done]:
         batch = self.queue.popleft()
+        blamed = [i.source for i in batch.items if i.source in self.blamed_once]
+        if blamed:
+            if len(batch.items) == 1:
+                self.blamed_once.discard(blamed[0])
+            return [Done(batch, None, Failure("killed", "KilledWorker"))]
         if any(i.source in self.poison for i in batch.items):
             if self.kind == "crashed":  # the whole pool breaks: all in flight fail
                 out = [Done(batch, None, Failure("crashed", "BrokenProcessPool"))]
@@ -113,6 +122,19 @@ def test_poison_isolated_by_splitting(tmp_path: Path, kind: str) -> None:
     assert Path(poison).exists()  # the input is never moved
     singles = engine.submitted.count(1)
     assert singles >= (config.workers.max_attempts if kind == "crashed" else 1)
+
+
+def test_an_innocent_file_blamed_by_dask_is_rerun_alone_not_quarantined(tmp_path: Path) -> None:
+    """Dask blames every batch on a dying worker; a lone file it blamed is run again with
+    nothing else in flight before being called poison: only the real poison is quarantined."""
+    config, options, names = _setup(tmp_path, 40)
+    poison, innocent = names[17], names[16]
+    engine = ScriptedEngine({poison}, kind="killed", blamed_once={innocent})
+    tally = Driver(config, options, engine, log_mod.get()).run()
+    assert (tally.processed, tally.quarantined, tally.failed) == (39, 1, 0)
+    assert not engine.blamed_once  # the innocent was blamed once, as a lone file
+    assert not (tmp_path / "q" / f"{identity(config.key(), innocent)}.json").exists()
+    assert (tmp_path / "q" / f"{identity(config.key(), poison)}.json").exists()
 
 
 def test_systemic_failures_abort_and_rerun_resumes(tmp_path: Path) -> None:
