@@ -88,7 +88,7 @@ def init_worker(config: Config) -> None:
     global _config  # noqa: PLW0603 - the per-process state of a worker, set once
     _config = config
     _die_with_parent()
-    libc.keep_buffers_mapped()
+    libc.keep_buffers_in_heap()
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -40,7 +40,7 @@ MMAP_THRESHOLD = 8 << 20
 TRIM_THRESHOLD = 32 << 20
 
 
-def keep_buffers_mapped() -> bool:
+def keep_buffers_in_heap() -> bool:
     """Make a worker reuse its per-file buffers instead of faulting fresh pages for each file.
 
     A slice is read, decoded, masked and encoded through several half-megabyte buffers. glibc
