@@ -589,10 +589,15 @@ class Daemon:
         try:
             self._finish(item, outcome)
         except Exception as exc:  # disk trouble while settling: never the end of the daemon
-            self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
-            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                          reason="finish_failed",
-                                          message="settling the outcome failed"))
+            self._settle_failed(item, exc)
+
+    def _settle_failed(self, item: _InFlight, exc: BaseException) -> None:
+        """Settling a file failed (its quarantine, its input's removal): the input stays and
+        the file is done again later."""
+        self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
+        self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                      reason="finish_failed",
+                                      message="settling the outcome failed"))
 
     def _processed(self, item: _InFlight, outcome: Outcome) -> None:
         """Its output is durable: journaled at the end of this turn, then its input goes."""
@@ -648,11 +653,8 @@ class Daemon:
             self._released(item, outcome, exc)
 
     def _released(self, item: _InFlight, outcome: Outcome, exc: BaseException | None) -> None:
-        if exc is not None:  # disk trouble: the input stays; done again later
-            self.log.error("file.finish_failed", claim_id=item.task.claim_id, exc_info=exc)
-            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                          reason="finish_failed",
-                                          message="settling the outcome failed"))
+        if exc is not None:
+            self._settle_failed(item, exc)
             return
         self.counters.processed += 1
         self.counters.since_beat_processed += 1

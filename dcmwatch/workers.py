@@ -110,8 +110,13 @@ class _Worker:
     broken: bool = False
 
     @property
+    def live(self) -> bool:
+        """Running or starting, and staying: it will take work."""
+        return not self.retiring and not self.broken
+
+    @property
     def takes_work(self) -> bool:
-        return self.ready and not self.retiring and not self.broken
+        return self.ready and self.live
 
 
 class Pool:
@@ -138,7 +143,7 @@ class Pool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            if not any(not w.retiring and not w.broken for w in self._workers):
+            if not any(w.live for w in self._workers):
                 raise BrokenProcessPool("no worker process is running")
             self._waiting.append((fut, task))
             self._dispatch()
@@ -193,7 +198,7 @@ class Pool:
 
     # -- under the lock ------------------------------------------------------------------------
     def _fill_up(self) -> None:
-        live = sum(1 for w in self._workers if not w.retiring and not w.broken)
+        live = sum(1 for w in self._workers if w.live)
         for _ in range(self.size - live):
             self._workers.append(self._spawn(self._config))
 
@@ -294,7 +299,7 @@ class Pool:
                 # loop); the caller's `replace()` after the failed tasks does that.
                 self._fill_up()
             orphans: list[Future[job.Outcome]] = []
-            if not any(not w.retiring and not w.broken for w in self._workers):
+            if not any(w.live for w in self._workers):
                 orphans = [fut for fut, _ in self._waiting]
                 self._waiting.clear()
         worker.conn.close()
