@@ -137,7 +137,8 @@ class TestRetentionAndJournal:
             d.start()
             drop(d.inbox, 2)
             drop_bad(d.inbox, 0)
-            d.wait_outputs(2)
+            # an output is durable before its input is archived; file.processed says both are
+            d.wait_event("file.processed", count=2)
             d.wait_event("file.quarantined")
             assert len(list((d.state / "archive").rglob("*.dcm"))) == 2
             assert len(list(d.quarantine.glob("*.dcm"))) == 1
