@@ -138,14 +138,15 @@ def _env() -> dict[str, str]:
 
 
 def run_floor(root: Path, inputs: Sequence[Path], workers: int, rules: Rules,
-              name: str = "floor") -> Result:
+              name: str = "floor", *, durable: bool = False) -> Result:
     root.mkdir(parents=True, exist_ok=True)
     listing = root / "inputs.txt"
     listing.write_text("".join(f"{p}\n" for p in inputs))
     x, y, w, h = rules.rect
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.floor", "--workers", str(workers),
-         "--rect", f"{x},{y},{w},{h}", "--out", str(root / "out"), str(listing)],
+         "--rect", f"{x},{y},{w},{h}", "--out", str(root / "out"), str(listing),
+         *(["--durable"] if durable else [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
     )
     assert proc.stdin is not None

@@ -70,6 +70,8 @@ class Report:
     settings: Settings
     results: list[Result] = field(default_factory=list)
     targets: list[tuple[str, bool, str]] = field(default_factory=list)
+    #: Ratios that explain a target without being one (the durable floor).
+    references: list[tuple[str, str]] = field(default_factory=list)
     machine: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -86,6 +88,7 @@ class Report:
             "machine": self.machine,
             "results": [r.as_dict() for r in self.results],
             "targets": [{"target": t, "pass": ok, "measured": m} for t, ok, m in self.targets],
+            "references": [{"reference": r, "measured": m} for r, m in self.references],
             "seconds": round(self.seconds, 1),
         }
 
@@ -131,6 +134,9 @@ def run_all(s: Settings, root: Path) -> Report:
         _say(f"floor, {w} worker(s)")
         report.results.append(run_floor(root / f"floor-{w}", ct.paths, w, rules))
         if w == n:
+            _say(f"floor durable, {w} worker(s)")
+            report.results.append(run_floor(root / "floor-durable", ct.paths, w, rules,
+                                            name="floor durable", durable=True))
             _say("dcmwatch process")
             report.results.append(run_process(root / "process", ct.folder, len(ct.paths),
                                               ct.total_bytes, w, rules))
@@ -164,6 +170,7 @@ def run_all(s: Settings, root: Path) -> Report:
                                         n, rules))
 
     report.targets = targets(report, n)
+    report.references = references(report, n)
     report.seconds = time.monotonic() - started
     return report
 
@@ -196,6 +203,22 @@ def targets(report: Report, n: int) -> list[tuple[str, bool, str]]:
     return out
 
 
+def references(report: Report, n: int) -> list[tuple[str, str]]:
+    """The daemon against the floor that also writes durably: how much of the gap to the
+    target is the price of fsync, which the issue's floor does not pay."""
+    if "side" not in report.settings.phases:
+        return []
+    floor = report.get("floor", n)
+    durable = report.get("floor durable", n)
+    e2e = report.get("daemon e2e", n)
+    return [
+        ("floor durable / floor files/s",
+         f"{durable.files_per_s / floor.files_per_s:.2f} x" if floor.files_per_s else "-"),
+        ("daemon e2e / floor durable files/s",
+         f"{e2e.files_per_s / durable.files_per_s:.2f} x" if durable.files_per_s else "-"),
+    ]
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -217,6 +240,9 @@ def table(report: Report) -> str:
     lines.append("|---|---|---|")
     for name, ok, measured in report.targets:
         lines.append(f"| {name} | {'PASS' if ok else 'FAIL'} | {measured} |")
+    if report.references:
+        lines += ["", "| reference (no target) | measured |", "|---|---|"]
+        lines += [f"| {name} | {measured} |" for name, measured in report.references]
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path, capsys: pytest.Capture
     report = run.main(["--quick", "--workers", "2", "--root", str(tmp_path / "work"),
                        "--json", str(out)])
     names = [r.name for r in report.results]
-    for expected in ("floor", "dcmwatch process", "daemon e2e", "daemon steady 50%",
+    for expected in ("floor", "floor durable", "dcmwatch process", "daemon e2e", "daemon steady 50%",
                      "floor j2k", "daemon e2e j2k", "floor rle", "daemon e2e rle",
                      "daemon burst"):
         assert expected in names
@@ -33,8 +33,11 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path, capsys: pytest.Capture
     assert all(0 <= ms < 60_000 for ms in e2e.latencies_ms)
     assert report.get("daemon burst").extra["ready_s"] > 0
     assert len(report.targets) == 5
+    assert [name for name, _ in report.references] == [
+        "floor durable / floor files/s", "daemon e2e / floor durable files/s"]
     data = json.loads(out.read_text())
     assert data["machine"]["nproc"] and len(data["results"]) == len(report.results)
     printed = capsys.readouterr().out
     assert "| daemon e2e | 2 |" in printed and "| target | result | measured |" in printed
+    assert "| reference (no target) | measured |" in printed
     assert not (tmp_path / "work").exists()  # cleaned up without --keep
