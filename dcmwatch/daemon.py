@@ -75,7 +75,7 @@ class _InFlight:
     mtime_ns: int
     #: In flight when a worker died: runs alone until done, so a crash can be attributed.
     suspect: bool = False
-    #: First sight in the inbox (monotonic): `latency_ms` runs from here to the durable output.
+    #: First sight in the inbox (monotonic): `latency_ms` runs from here to `file.processed`.
     seen: float | None = None
 
 

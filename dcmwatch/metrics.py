@@ -5,8 +5,9 @@ scrape time from callables, so a scrape never waits for the main loop. Labels ar
 nothing else: never a claim id (unbounded) and never anything from an input.
 
 Latency is the `latency_ms` of `file.processed`: from the daemon's first sight of the file in
-the inbox (its first event or the scan that found it; settling included) to the output being
-durable in the outbox. When a writer began, dcmwatch cannot know.
+the inbox (its first event or the scan that found it; settling included) to the file being
+done: its output durable in the outbox and its input gone. When a writer began, dcmwatch cannot
+know.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Metrics:
         self._quarantined = Counter("dcmwatch_files_quarantined", "Files put in quarantine",
                                     ["reason"], registry=r)
         self._latency = Histogram("dcmwatch_latency_seconds",
-                                  "First sight in the inbox to a durable output in the outbox",
+                                  "First sight in the inbox to a durable output, the input gone",
                                   buckets=LATENCY_BUCKETS, registry=r)
         Gauge("dcmwatch_queue_depth", "Files queued or settling, not yet claimed, plus claimed "
               "files waiting for a worker or a retry", registry=r).set_function(queue_depth)
