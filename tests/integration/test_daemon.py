@@ -259,10 +259,13 @@ class TestMore:
         daemon.start()
         write_series(daemon.inbox, 2, **SMALL)
         (daemon.inbox / "bad.dcm").write_bytes(b"x" * 300)
-        daemon.wait_outputs(2)
+        daemon.wait_event("file.processed", count=2)
         daemon.wait_event("file.quarantined")
-        beat = daemon.wait_event("heartbeat", where=lambda e: e["processed"] >= 2, timeout=10)[0]
-        assert beat["quarantined"] == 1 and beat["queue_depth"] == 0
+        # A beat after all three: the first with processed >= 2 may come before the bad file
+        # is quarantined (or even claimed), and then rightly says quarantined 0, depth 1.
+        done = daemon.mark()
+        beat = daemon.wait_event("heartbeat", after=done, timeout=10)[0]
+        assert beat["processed"] == 2 and beat["quarantined"] == 1 and beat["queue_depth"] == 0
         assert daemon.stop() == 0
         db = sqlite3.connect(daemon.state / "journal.sqlite3")
         rows = db.execute("SELECT outcome, sha256, output, duration_ms FROM files").fetchall()
