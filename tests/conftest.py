@@ -81,6 +81,8 @@ class DaemonProcess:
         self._log_fh: Any = None
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
+        # A restart appends to the same log: readiness is this run's, not the last one's.
+        before = self.mark()
         self._log_fh = self.log_path.open("ab")
         systemd = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
         env = {k: v for k, v in os.environ.items()
@@ -91,8 +93,8 @@ class DaemonProcess:
             stdout=self._log_fh, stderr=self._log_fh, cwd=self.root, env=env,
         )
         if wait_ready:
-            self.wait_event("daemon.started", timeout=30)
-            self.wait_event("inbox.rescan", timeout=30)
+            self.wait_event("daemon.started", timeout=30, after=before)
+            self.wait_event("inbox.rescan", timeout=30, after=before)
         return self
 
     def events(self) -> list[dict[str, Any]]:

@@ -132,10 +132,11 @@ class TestRetentionAndJournal:
         cfg = config_with(
             tmp_path,
             output='on_success = "archive"',
-            # Retention counts from the claim: 13 s leaves a loaded machine time to process
-            # and archive both files before the count below (4.3 s did not: the first could
-            # be purged before the second was archived). Journal rows may go sooner.
-            schedule="retention_days = 0.00015\nretention_seconds = 1\n"  # 13 s
+            # Retention counts from the claim: 8.6 s leaves a loaded machine time to process
+            # and archive both files before the count below (0.6 s under a CPU hog; 4.3 s was
+            # a thin margin: the first could go before the second was archived). Journal rows
+            # may go sooner.
+            schedule="retention_days = 0.0001\nretention_seconds = 1\n"  # 8.6 s
                      "journal_keep_days = 0.00005\nmaintenance_seconds = 1",
         )
         d = DaemonProcess(cfg, tmp_path)
