@@ -81,6 +81,8 @@ class DaemonProcess:
         self._log_fh: Any = None
 
     def start(self, wait_ready: bool = True) -> DaemonProcess:
+        # A restart appends to the same log: readiness is this run's, not the last one's.
+        before = self.mark()
         self._log_fh = self.log_path.open("ab")
         systemd = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
         env = {k: v for k, v in os.environ.items()
@@ -91,8 +93,8 @@ class DaemonProcess:
             stdout=self._log_fh, stderr=self._log_fh, cwd=self.root, env=env,
         )
         if wait_ready:
-            self.wait_event("daemon.started", timeout=30)
-            self.wait_event("inbox.rescan", timeout=30)
+            self.wait_event("daemon.started", timeout=30, after=before)
+            self.wait_event("inbox.rescan", timeout=30, after=before)
         return self
 
     def events(self) -> list[dict[str, Any]]:
@@ -107,11 +109,21 @@ class DaemonProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def mark(self) -> int:
+        """How many log lines there are now: `wait_event(after=...)` then looks only later.
+
+        Events from the daemon's threads are not ordered with what the test did unless the test
+        waited for them: a heartbeat that satisfies a predicate may predate the test's last
+        step, so a test that asserts on "the next" event marks the log first.
+        """
+        return len(self.events()) if self.log_path.exists() else 0
+
     def wait_event(self, name: str, *, count: int = 1, timeout: float = 20.0,
-                   where: Callable[[dict[str, Any]], bool] = lambda e: True) -> list[dict[str, Any]]:
+                   where: Callable[[dict[str, Any]], bool] = lambda e: True,
+                   after: int = 0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
-            got = [e for e in self.events() if e.get("event") == name and where(e)]
+            got = [e for e in self.events()[after:] if e.get("event") == name and where(e)]
             if len(got) >= count:
                 return got
             if self.proc is not None and self.proc.poll() is not None:

@@ -16,6 +16,7 @@ import pytest
 
 from dcmwatch.testing import MARKERS, ct_series_bytes, find_markers, write_series
 from tests.conftest import DaemonProcess, outputs, write_config
+from tests.integration.test_notify import worker_pids
 
 pytestmark = pytest.mark.integration
 
@@ -149,12 +150,26 @@ class TestLifecycle:
         assert "daemon.stopping" in names and names[-1] == "daemon.stopped"
 
     def test_kill9_then_restart_processes_each_file_once(self, daemon: DaemonProcess) -> None:
-        """Work claimed before a kill -9 is finished after the restart, once."""
-        write_series(daemon.inbox, 40, **SMALL)
-        daemon.start(wait_ready=False)
-        daemon.wait_event("file.processed", count=3, timeout=30)
+        """Work claimed before a kill -9 is finished after the restart, once.
+
+        The kill must find claimed work unfinished: 40 small files take well under 0.1 s, so a
+        kill timed from "3 processed" often came after the last one (the test then proved
+        nothing). Here the first ten are done, then the workers are stopped, so the claims
+        the daemon makes after that are still in its work area when it dies."""
+        daemon.start()
+        write_series(daemon.inbox, 10, **SMALL)
+        daemon.wait_event("file.processed", count=10, timeout=30)  # none in flight: room
+        assert daemon.proc is not None
+        workers = worker_pids(daemon.proc.pid)
+        assert workers
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)  # SIGKILL (PR_SET_PDEATHSIG) still ends them
+        before = daemon.mark()
+        write_series(daemon.inbox, 30, seed=3, **SMALL)
+        daemon.wait_event("file.received", after=before, timeout=30)
         daemon.kill()
         daemon.start()
+        assert daemon.wait_event("daemon.started", after=before)[0]["recovered"] >= 1
         outs = daemon.wait_outputs(40)
         time.sleep(0.5)
         assert len(outputs(daemon.outbox)) == 40
@@ -259,10 +274,13 @@ class TestMore:
         daemon.start()
         write_series(daemon.inbox, 2, **SMALL)
         (daemon.inbox / "bad.dcm").write_bytes(b"x" * 300)
-        daemon.wait_outputs(2)
+        daemon.wait_event("file.processed", count=2)
         daemon.wait_event("file.quarantined")
-        beat = daemon.wait_event("heartbeat", where=lambda e: e["processed"] >= 2, timeout=10)[0]
-        assert beat["quarantined"] == 1 and beat["queue_depth"] == 0
+        # A beat after all three: the first with processed >= 2 may come before the bad file
+        # is quarantined (or even claimed), and then rightly says quarantined 0, depth 1.
+        done = daemon.mark()
+        beat = daemon.wait_event("heartbeat", after=done, timeout=10)[0]
+        assert beat["processed"] == 2 and beat["quarantined"] == 1 and beat["queue_depth"] == 0
         assert daemon.stop() == 0
         db = sqlite3.connect(daemon.state / "journal.sqlite3")
         rows = db.execute("SELECT outcome, sha256, output, duration_ms FROM files").fetchall()

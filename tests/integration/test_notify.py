@@ -145,6 +145,11 @@ class TestLifecycle:
             assert any("READY=1" in m for m in msgs[first_reloading + 1:])
 
             assert d.stop() == 0
+            # Sent before the exit, but the reader thread may not have it yet (`wait` gives up
+            # at once on an exited daemon): poll, then allow a moment for a second one.
+            deadline = time.monotonic() + 10
+            while notify.count("STOPPING=1") == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
             time.sleep(0.2)
             assert notify.count("STOPPING=1") == 1
             assert d.wait_event("notify.ready")[0]["watchdog_s"] == 0.5

@@ -100,11 +100,14 @@ class TestBackPressure:
             assert paused["reason"] == "disk_low" and paused["role"] in ("outbox", "state")
             assert paused["free_mb"] < paused["min_free_mb"]
             drop(d.inbox, 2)
-            d.wait_event("inbox.rescan", count=2, timeout=15)  # seen, settled, not claimed
+            # seen, settled, not claimed (a rescan that saw them, not the start-up one)
+            d.wait_event("inbox.rescan", where=lambda e: e["files"] >= 2, timeout=15)
+            seen = d.mark()
             time.sleep(1.5)
             assert len(inbox_files(d)) == 2 and outputs(d.outbox) == []
             assert [e for e in d.events() if e.get("event") == "file.received"] == []
-            beat = d.wait_event("heartbeat", where=lambda e: e["intake_paused"])[0]
+            # A heartbeat after that rescan: an earlier paused one may predate the drop.
+            beat = d.wait_event("heartbeat", where=lambda e: e["intake_paused"], after=seen)[0]
             assert beat["queue_depth"] >= 2 and beat["outbox_free_mb"] > 0
 
             replace(cfg, "min_free_mb = 900000000", "min_free_mb = 0")
@@ -129,7 +132,11 @@ class TestRetentionAndJournal:
         cfg = config_with(
             tmp_path,
             output='on_success = "archive"',
-            schedule="retention_days = 0.00005\nretention_seconds = 1\n"  # 4.3 s
+            # Retention counts from the claim: 8.6 s leaves a loaded machine time to process
+            # and archive both files before the count below (0.6 s under a CPU hog; 4.3 s was
+            # a thin margin: the first could go before the second was archived). Journal rows
+            # may go sooner.
+            schedule="retention_days = 0.0001\nretention_seconds = 1\n"  # 8.6 s
                      "journal_keep_days = 0.00005\nmaintenance_seconds = 1",
         )
         d = DaemonProcess(cfg, tmp_path)
@@ -142,8 +149,8 @@ class TestRetentionAndJournal:
             d.wait_event("file.quarantined")
             assert len(list((d.state / "archive").rglob("*.dcm"))) == 2
             assert len(list(d.quarantine.glob("*.dcm"))) == 1
-            wait_sum(d, "retention.purged", "archived", 2)
-            wait_sum(d, "retention.purged", "quarantined", 1)
+            wait_sum(d, "retention.purged", "archived", 2, timeout=60)
+            wait_sum(d, "retention.purged", "quarantined", 1, timeout=60)
             wait_sum(d, "journal.maintained", "pruned_files", 3)
             beats = wait_sum(d, "journal.maintained", "pruned_heartbeats", 1)
             assert all(e["checkpoint_busy"] == 0 for e in beats)
@@ -197,7 +204,9 @@ class TestRequeueAndStatus:
             left = list(d.quarantine.glob("*"))
             assert sorted(p.suffix for p in left) == [".dcm", ".json"]
             assert left[0].stem not in {e["claim_id"] for e in requeued}
-            d.wait_event("heartbeat", where=lambda e: e["processed"] >= 2)
+            # Two beats: a beat is logged before its journal row is written, the next one
+            # only after (one thread), so `status` then surely reads a beat that counts them.
+            d.wait_event("heartbeat", where=lambda e: e["processed"] >= 2, count=2)
 
             st = cli(cfg, "status", "--json")
             assert st.returncode == 0, st.stderr
