@@ -20,7 +20,7 @@ from dcmwatch.watcher import Watcher
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
 
 
-def test_arrival_after_a_claim_is_seen_within_100_ms(tmp_path: Path) -> None:
+def test_arrival_after_a_claim_is_not_held_for_pairing(tmp_path: Path) -> None:
     inbox, work, spool = tmp_path / "in", tmp_path / "work", tmp_path / "spool"
     for d in (inbox, work, spool):
         d.mkdir()
@@ -44,7 +44,9 @@ def test_arrival_after_a_claim_is_seen_within_100_ms(tmp_path: Path) -> None:
         dropped = time.monotonic()
         os.rename(spool / "b.dcm", inbox / "b.dcm")  # the next arrival
         assert got.wait(5.0)
-        assert seen["b.dcm"] - dropped < 0.1
+        # watchdog's own pairing delay held it 0.5 s; ours is microseconds. 0.25 s leaves a
+        # loaded CI machine its scheduling slack and still fails on the old behaviour.
+        assert seen["b.dcm"] - dropped < 0.25
     finally:
         watcher.stop()
 

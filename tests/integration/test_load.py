@@ -132,7 +132,7 @@ def test_burst_then_soak(tmp_path: Path) -> None:
     assert _count_outputs(d.outbox) == total  # none lost, none twice (one path per instance)
     assert list(d.quarantine.glob("*")) == []
     warm = [s for s in samples if s[0] >= WARMUP]
-    base_main, base_all, base_fds = warm[0][1], warm[0][2], warm[0][3]
+    base_main, base_all = warm[0][1], warm[0][2]
     growth_main = max(s[1] for s in warm) - base_main
     growth_all = max(s[2] for s in warm) - base_all
     fds = [s[3] for s in warm]
@@ -147,6 +147,10 @@ def test_burst_then_soak(tmp_path: Path) -> None:
           f"drained {soak_end - start - SOAK:.1f}s after the soak")
     assert growth_main < 10 * 1024, f"daemon RSS grew {growth_main} kB"
     assert growth_all < 10 * 1024 * 3, f"daemon + workers RSS grew {growth_all} kB"
-    assert max(fds) - base_fds <= 4, fds  # no descriptor leak (a few are in flight)
+    # No descriptor leak: a leak grows with the files processed (hundreds here), while the
+    # descriptors in flight at a sample (an I/O thread's file, the rescan's folder) come and go.
+    quarter = max(len(fds) // 4, 1)
+    early, late = sorted(fds[:quarter]), sorted(fds[-quarter:])
+    assert late[len(late) // 2] - early[len(early) // 2] <= 2, fds
     assert len(beats) >= (burst_s + SOAK) / HEARTBEAT * 0.7
     assert max(gaps) <= HEARTBEAT * 2 + 1, gaps  # one-second stamps: a beat every interval
