@@ -369,8 +369,8 @@ def run_daemon(root: Path, inputs: Sequence[Path], n_bytes: int, workers: int, r
     run = DaemonRun(root, workers, rules).start()
     try:
         ready_s = run.wait_ready()
-        # main + resource tracker + workers, imports done
-        wait_settled(run.pid, workers + 2)
+        # main + workers, imports done
+        wait_settled(run.pid, workers + 1)
         sampler = TreeSampler(run.pid).start()
         dropped = drop(staged, run.inbox, rate)
         run.wait_processed(len(staged), timeout)

@@ -97,6 +97,10 @@ def wait_settled(root: int, processes: int, timeout: float = 30.0) -> None:
         used = sum(cpu_seconds(p) or 0.0 for p in pids) - before
         if len(pids) >= processes and used < 0.05:
             return
+    # Silently measuring anyway hid a wrong count (the pool's resource tracker, gone) behind
+    # 30 s of waiting per daemon run.
+    raise RuntimeError(f"the process tree of {root} did not settle at {processes} processes "
+                       f"within {timeout:.0f} s")
 
 
 @dataclass(slots=True)
