@@ -79,6 +79,10 @@ class _InFlight:
     seen: float | None = None
 
 
+#: The main thread's handler for what an I/O thread finished: (file, outcome, its failure).
+_IoHandler = Callable[[_InFlight, Outcome, BaseException | None], None]
+
+
 @dataclass(slots=True)
 class _Counters:
     processed: int = 0
@@ -117,14 +121,15 @@ class Daemon:
         self._seq = 0
         #: Files in the I/O threads: an output being committed, or a processed input removed.
         self._committing = 0
-        self._committed: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
+        #: What the I/O threads finished (a commit, an input's release) and the main thread's
+        #: handler for it, in the order finished.
+        self._io_done: deque[tuple[_IoHandler, _InFlight, Outcome, BaseException | None]] = (
+            deque())
         self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="dcmwatch-durable")
         #: This turn's claims (claim id, size) and processed files: journaled together at the
         #: end of the turn (`_flush`), and only then are the processed files' inputs removed.
         self._claims: list[tuple[str, int]] = []
         self._settled: list[tuple[_InFlight, Outcome]] = []
-        #: Inputs of processed files that the I/O threads have removed (or failed to).
-        self._releases: deque[tuple[_InFlight, Outcome, BaseException | None]] = deque()
         self._io_open = True
         self.counters = _Counters()
         #: Set while intake is paused for lack of disk space: the folder role that is short.
@@ -366,8 +371,7 @@ class Daemon:
         last_tick = 0.0
         while not self._stop:
             self._drain_done()
-            self._drain_committed()
-            self._drain_released()
+            self._drain_io()
             self._due_retries()
             self._fill()
             self._flush()
@@ -550,7 +554,8 @@ class Daemon:
         if outcome.status == "processed" and outcome.pending is not None:
             self._committing += 1
             fut = self._io.submit(self._commit, item, outcome)
-            fut.add_done_callback(lambda f: self._on_committed(item, outcome, f))
+            fut.add_done_callback(functools.partial(self._on_io, self._committed, item,
+                                                    outcome))
         elif outcome.status == "processed":
             self._processed(item, outcome)
         elif outcome.status == "transient":
@@ -568,22 +573,27 @@ class Daemon:
         tmp, dest = outcome.pending
         store.commit(Path(tmp), Path(dest))
 
-    def _on_committed(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
-        self._committed.append((item, outcome, fut.exception()))
+    def _on_io(self, handler: _IoHandler, item: _InFlight, outcome: Outcome,
+               fut: Future[None]) -> None:
+        """In an I/O thread: hand the result to the main thread."""
+        self._io_done.append((handler, item, outcome, fut.exception()))
         self.intake.wake()
 
-    def _drain_committed(self) -> None:
-        while self._committed:
-            item, outcome, exc = self._committed.popleft()
+    def _drain_io(self) -> None:
+        while self._io_done:
+            handler, item, outcome, exc = self._io_done.popleft()
             self._committing -= 1
             self.counters.completed += 1  # progress for the liveness check
-            if exc is None:
-                self._finish_safely(item, replace(outcome, pending=None))
-                continue
-            reason = exc.reason if isinstance(exc, DcmwatchError) else "output"
-            message = str(exc) if isinstance(exc, DcmwatchError) else "commit failed"
-            self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
-                                          reason=reason, message=message))
+            handler(item, outcome, exc)
+
+    def _committed(self, item: _InFlight, outcome: Outcome, exc: BaseException | None) -> None:
+        if exc is None:
+            self._finish_safely(item, replace(outcome, pending=None))
+            return
+        reason = exc.reason if isinstance(exc, DcmwatchError) else "output"
+        message = str(exc) if isinstance(exc, DcmwatchError) else "commit failed"
+        self._transient(item, Outcome(claim_id=item.task.claim_id, status="transient",
+                                      reason=reason, message=message))
 
     def _finish_safely(self, item: _InFlight, outcome: Outcome) -> None:
         try:
@@ -624,7 +634,8 @@ class Daemon:
             if self._io_open:
                 self._committing += 1
                 fut = self._io.submit(self._release_input, item)
-                fut.add_done_callback(functools.partial(self._on_released, item, outcome))
+                fut.add_done_callback(functools.partial(self._on_io, self._released, item,
+                                                        outcome))
                 continue
             try:  # stopping: the I/O threads are gone
                 self._release_input(item)
@@ -640,17 +651,6 @@ class Daemon:
             self._archive(work, item.task.claim_id)
         else:
             store.remove(work)
-
-    def _on_released(self, item: _InFlight, outcome: Outcome, fut: Future[None]) -> None:
-        self._releases.append((item, outcome, fut.exception()))
-        self.intake.wake()
-
-    def _drain_released(self) -> None:
-        while self._releases:
-            item, outcome, exc = self._releases.popleft()
-            self._committing -= 1
-            self.counters.completed += 1  # progress for the liveness check
-            self._released(item, outcome, exc)
 
     def _released(self, item: _InFlight, outcome: Outcome, exc: BaseException | None) -> None:
         if exc is not None:
@@ -840,15 +840,13 @@ class Daemon:
                and time.monotonic() < deadline):
             self._drain_done()
             self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
-            self._drain_committed()
-            self._drain_released()
+            self._drain_io()
             self._flush()
             self.intake.wait(_TICK)
         self._drain_done()
         self._io.shutdown(wait=not self._force)
         self._io_open = False
-        self._drain_committed()
-        self._drain_released()
+        self._drain_io()
         self._flush()
         self.pool.shutdown(wait=not self._force)
         self.journal.close()
