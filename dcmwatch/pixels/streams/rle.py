@@ -37,6 +37,8 @@ def clean_rle(
     if offsets[0] != 64 or any(b <= a for a, b in itertools.pairwise(offsets)):
         raise PixelStreamError("an RLE header's segment offsets are not in order")
     bounds = [start + o for o in offsets] + [len(buf)]
+    if bounds[-2] >= len(buf):
+        raise PixelStreamError("an RLE header's segment offsets run past the end of the data")
     parts: list[bytes] = []
     new_offsets: list[int] = []
     position = 64
