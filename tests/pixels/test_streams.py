@@ -202,6 +202,19 @@ class TestPlantedJpeg:
         assert MARK not in data
         assert "ExtendedOffsetTableLengths" not in after_ds
 
+    def test_fill_bytes_before_markers_go(self) -> None:
+        """0xFF fill bytes may precede any marker (ISO 10918-1 B.1.1.2): dropped, pixels kept;
+        a stream that ends in them is refused."""
+        ds = read("SC_rgb_jpeg_dcmtk.dcm")
+        stream = frames(ds)[0]
+        sos = stream.index(b"\xff\xda")
+        filled = stream[:sos] + b"\xff" * 301 + stream[sos:-2] + b"\xff" * 7 + stream[-2:]
+        expected = _cleaned(reread(ds))[1]
+        after_ds = _cleaned(with_fragments(ds, [even(filled)]))[0]
+        assert frames(after_ds) == frames(pydicom.dcmread(io.BytesIO(expected)))
+        with pytest.raises(PixelStreamError):
+            clean_pixel_data(with_fragments(ds, [even(stream[:sos] + b"\xff" * 40)]))
+
     def test_jpeg_ls_spiff_and_comments_go(self) -> None:
         ds = read("SC_rgb_jls_lossy_line.dcm")
         before = _decoded(ds)

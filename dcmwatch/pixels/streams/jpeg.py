@@ -7,12 +7,13 @@ SOS segment. Decoding needs the frame, table, restart and scan segments; applica
 names, JFIF extensions thumbnails of the very image. Everything after EOI is read by nobody.
 
 Kept, because a decoder reads them: SOFn, DHT, DAC, DQT, DRI, DNL, DHP, EXP, SOS and the scans,
-the JPEG-LS frame (SOF55) and LSE segments, the Adobe APP14 segment (its transform flag decides
-whether libjpeg converts colours: dropping it changes the pixels of an RGB image such as
-pydicom's ``SC_jpeg_no_color_transform.dcm``) cut to its 12 defined bytes, the JPEG-LS colour
-transform APP8 ``mrfx`` cut to its 5, and a JFIF APP0 cut to its 14 bytes without thumbnail
-(libjpeg assumes YCbCr when it sees JFIF and guesses from the component ids otherwise, so
-dropping it could change an image whose ids read "RGB"). Every other marker, including the
+the JPEG-LS frame (SOF55) and LSE segments; and, rewritten to hold nothing else, the Adobe APP14
+segment's colour-transform flag (libjpeg decodes three components as RGB or YCbCr by it: the
+tests plant one into pydicom's ``SC_jpeg_no_color_transform.dcm`` and see Pillow's pixels
+change without it), the JPEG-LS colour transform of an APP8 ``mrfx`` segment, and a JFIF APP0
+as version 1.02 without density or thumbnail (libjpeg assumes YCbCr when it sees JFIF and
+guesses from the component ids otherwise, so dropping it could change an image whose ids read
+"RGB"). Every other marker, including the
 reserved ones, makes the stream unrecognised.
 
 Entropy-coded data is skipped with one regular-expression search per scan (C speed): in JPEG a
@@ -42,6 +43,7 @@ _APP0, _APP8, _APP14, _COM = 0xE0, 0xE8, 0xEE, 0xFE
 #: The next marker after entropy-coded data (not stuffing, not a restart marker).
 _NEXT_JPEG: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 _NEXT_LS: Final = re.compile(rb"\xff[\x80-\xff]")
+_FILL: Final = re.compile(rb"\xff+")
 
 
 def clean_jpeg(buf: bytes, start: int, tally: Tally, *, jpeg_ls: bool) -> tuple[bytes, int]:
@@ -58,8 +60,10 @@ def clean_jpeg(buf: bytes, start: int, tally: Tally, *, jpeg_ls: bool) -> tuple[
     while True:
         if pos + 2 > size or buf[pos] != 0xFF:
             raise PixelStreamError("a JPEG frame ends without EOI or has bytes outside segments")
-        while pos + 2 < size and buf[pos + 1] == 0xFF:
-            pos += 1  # fill bytes before a marker carry nothing and are dropped
+        if buf[pos + 1] == 0xFF:  # fill bytes before a marker carry nothing and are dropped
+            pos = _FILL.match(buf, pos).end() - 1  # type: ignore[union-attr]
+            if pos + 2 > size:
+                raise PixelStreamError("a JPEG frame ends in fill bytes")
         marker = buf[pos + 1]
         pos += 2
         if marker == _EOI:
@@ -133,10 +137,11 @@ def _scan_end(buf: bytes, pos: int, jpeg_ls: bool) -> int:
 def _reduced(marker: int, payload: bytes) -> bytes:
     """The part of an APPn/COM segment a decoder reads, as a whole segment; b"" to drop it."""
     if marker == _APP14 and payload[:5] == b"Adobe" and len(payload) >= 12:
-        return b"\xff\xee\x00\x0e" + payload[:12]  # version, flags0, flags1, transform
+        # version 100 and no flags (what encoders write; decoders read only the transform)
+        return b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + payload[11:12]
     if marker == _APP8 and payload[:4] == b"mrfx" and len(payload) >= 5:
         return b"\xff\xe8\x00\x07" + payload[:5]  # "mrfx" then the transform id (CharLS)
     if marker == _APP0 and payload[:5] == b"JFIF\x00" and len(payload) >= 14:
-        # version kept; density set to 1:1 without units; no thumbnail
-        return b"\xff\xe0\x00\x10JFIF\x00" + payload[5:7] + b"\x00\x00\x01\x00\x01\x00\x00"
+        # version 1.02, density 1:1 without units, no thumbnail
+        return b"\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x01\x00\x01\x00\x00"
     return b""
