@@ -215,6 +215,21 @@ class TestPlantedJpeg:
         with pytest.raises(PixelStreamError):
             clean_pixel_data(with_fragments(ds, [even(stream[:sos] + b"\xff" * 40)]))
 
+    @pytest.mark.parametrize("transform", [0, 1])
+    def test_jpeg_ls_colour_transform_stays_alone(self, transform: int) -> None:
+        """An APP8 ``mrfx`` segment keeps its transform id and loses everything after it."""
+        ds = read("SC_rgb_jls_lossy_line.dcm")
+        stream = frames(ds)[0]
+        sof = stream.index(b"\xff\xf7")
+        mrfx = b"mrfx" + bytes([transform])
+        planted = with_fragments(ds, [even(stream[:sof] + segment(0xE8, mrfx + MARK)
+                                           + stream[sof:])])
+        expected = _decoded(planted)
+        after_ds, data = _cleaned(planted)
+        assert MARK not in data
+        assert segment(0xE8, mrfx) in frames(after_ds)[0]
+        assert np.array_equal(_decoded(after_ds), expected)
+
     def test_jpeg_ls_spiff_and_comments_go(self) -> None:
         ds = read("SC_rgb_jls_lossy_line.dcm")
         before = _decoded(ds)
