@@ -358,6 +358,18 @@ class TestThroughThePipeline:
         out = pydicom.dcmread(io.BytesIO(result.data))
         assert np.array_equal(_decoded(out), _decoded(ds))
 
+    def test_bytes_after_the_sequence_delimiter_never_come_out(self) -> None:
+        """After the Pixel Data delimiter: loose bytes or a delimiter with a length are refused
+        as truncated; (FFFC,FFFC) trailing padding is removed by the profile."""
+        data = output(read("SC_rgb_jpeg_dcmtk.dcm"))
+        end = data.rindex(b"\xfe\xff\xdd\xe0") + 4
+        padding = b"\xfc\xff\xfc\xffOB\x00\x00" + struct.pack("<L", 8) + MARK + b"!"
+        for bad in (data + MARK + b"!", data[:end] + b"\x08\x00\x00\x00" + MARK + b"!"):
+            with pytest.raises(InputError) as caught:
+                process_bytes(bad, _config())
+            assert caught.value.reason == "truncated"
+        assert MARK not in process_bytes(data + padding, _config()).data
+
     def test_unwalkable_stream_is_quarantined_with_a_stable_reason(self) -> None:
         ds = read("SC_rgb_jpeg_dcmtk.dcm")
         stream = frames(ds)[0]
