@@ -29,6 +29,7 @@ from ._streams import (
     encapsulated,
     even,
     frames,
+    j2k_main_header_end,
     output,
     plant_j2k,
     plant_jpeg,
@@ -279,6 +280,22 @@ class TestPlantedJ2k:
         assert np.array_equal(_decoded(planted), before)
         after_ds, data = _cleaned(planted)
         assert MARK not in data
+        assert np.array_equal(_decoded(after_ds), before)
+
+    @pytest.mark.parametrize("tile_comment", [False, True])
+    def test_tlm_goes_only_when_a_tile_part_length_changed(self, tile_comment: bool) -> None:
+        """A TLM segment lists tile-part lengths: kept while they hold, dropped (an index no
+        decoder needs) once a comment left a tile-part header."""
+        ds = read("MR_small_jp2klossless.dcm")
+        before = _decoded(ds)
+        stream = frames(ds)[0]
+        sot = j2k_main_header_end(stream)
+        psot = struct.unpack_from(">L", stream, sot + 6)[0]
+        tlm = segment(0x55, b"\x00\x40" + struct.pack(">L", psot))  # one 32-bit Ptlm
+        with_tlm = stream[:sot] + tlm + stream[sot:]
+        planted = plant_j2k(with_tlm) if tile_comment else with_tlm
+        after_ds, data = _cleaned(with_fragments(ds, [even(planted)]))
+        assert (tlm in data) is not tile_comment
         assert np.array_equal(_decoded(after_ds), before)
 
     def test_jp2_wrapper_keeps_only_what_decodes(self) -> None:
