@@ -430,6 +430,14 @@ class TestRefused:
         with pytest.raises(PixelStreamError):
             clean_pixel_data(with_fragments(ds, frames(ds)[:-1]))
 
+    def test_zero_frames_is_read_as_one(self) -> None:
+        """As the size check and the pixel rules read (0028,0008) = 0."""
+        ds, stream = _jpeg()
+        ds.NumberOfFrames = 0
+        report = clean_pixel_data(with_fragments(ds, [even(stream)]))
+        assert report is not None
+        assert report.frames == 1
+
     def test_truncated_j2k_tile_part(self) -> None:
         ds = read("MR_small_jp2klossless.dcm")
         stream = frames(ds)[0]

@@ -83,7 +83,8 @@ def clean_pixel_data(ds: Dataset) -> StreamReport | None:
     if not isinstance(value, bytes):
         raise PixelStreamError("encapsulated Pixel Data is not a byte string")
     walker = _walker(ds)
-    frames = _count(ds, _NUMBER_OF_FRAMES, 1)
+    # 0 is read as one frame, as the size check and the pixel rules read it
+    frames = _count(ds, _NUMBER_OF_FRAMES, 1, zero=1)
     tally = Tally()
     fragments = _fragments(value, tally)
     cleaned = _frames(fragments, frames, walker, tally)
@@ -121,10 +122,10 @@ def _walker(ds: Dataset) -> Walker:
     )
 
 
-def _count(ds: Dataset, tag: int, default: int) -> int:
+def _count(ds: Dataset, tag: int, default: int, *, zero: int = 0) -> int:
     value = header.number(ds, tag)
     try:
-        number = default if value is None else int(value)
+        number = default if value is None else int(value) or zero
     except (TypeError, ValueError):
         raise PixelStreamError("an image attribute the frames depend on is not a number") from None
     if number < 1:
