@@ -544,13 +544,16 @@ class Daemon:
             self.log.warning("ocr.finding", claim_id=item.task.claim_id,
                              policy=self.config.ocr.policy, count=len(outcome.findings),
                              findings=[f.as_dict() for f in outcome.findings])
+        if outcome.stream is not None and outcome.stream.changed:
+            self.log.info("pixels.stream_cleaned", claim_id=item.task.claim_id,
+                          **outcome.stream.as_dict())
         if outcome.status == "processed":
             if outcome.reid:
                 # Before the input can go (once its output is durable and journaled): a crash
                 # after that would lose the pairs with the input. Idempotent if redone.
                 self.journal.record_reid(outcome.reid)
             # Logged and kept: the second pass, after the commit, must not repeat them.
-            outcome = replace(outcome, findings=(), reid=())
+            outcome = replace(outcome, findings=(), reid=(), stream=None)
         if outcome.status == "processed" and outcome.pending is not None:
             self._committing += 1
             fut = self._io.submit(self._commit, item, outcome)

@@ -38,6 +38,7 @@ from dcmwatch.errors import (
 )
 from dcmwatch.ocr import Finding
 from dcmwatch.ocr.engines import engine_for
+from dcmwatch.pixels.streams import StreamReport
 
 Status = Literal["processed", "quarantine", "transient"]
 
@@ -76,6 +77,8 @@ class Outcome:
     reid: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
     #: The burned-in text guard's findings (boxes and classes, never text), for the parent to log.
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    #: What was removed from encapsulated Pixel Data (counts and sizes), for the parent to log.
+    stream: StreamReport | None = None
     #: With `Task.defer_sync`: (temporary file, final path) still to be committed.
     pending: tuple[str, str] | None = None
 
@@ -154,7 +157,7 @@ def process(task: Task, config: Config) -> Outcome:
         bytes_in=size, bytes_out=len(result.data),
         sha256_in=result.sha256_in, mtime_ns=mtime_ns,
         duration_ms=_ms(start), worker=pid, rules=result.rules, reid=result.reid,
-        findings=result.findings, pending=pending,
+        findings=result.findings, stream=result.stream, pending=pending,
     )
 
 

@@ -29,6 +29,7 @@ from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
+from dcmwatch.pixels.streams import StreamReport, clean_pixel_data
 
 Step = Callable[[Dataset], Dataset]
 
@@ -52,6 +53,8 @@ class Processed:
     reid: tuple[ReidPair, ...] = field(default=(), repr=False)
     #: What the burned-in text guard found (policies redact and flag; quarantine raises).
     findings: tuple[Finding, ...] = ()
+    #: What was removed from encapsulated Pixel Data (counts and sizes); None when native.
+    stream: StreamReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,8 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     findings: tuple[Finding, ...] = ()
     if identifiers is not None:
         ds, findings = steps.ocr(ds, identifiers)
+    # Last, so that frames a rule or the guard re-encoded are cleaned like untouched ones.
+    stream = clean_stream(ds)
     try:
         out = dicomfile.encode(ds)
     except DcmwatchError:
@@ -128,7 +133,21 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
         reid=reid_pairs(before, ds) if before is not None else (),
         findings=findings,
+        stream=stream,
     )
+
+
+def clean_stream(ds: Dataset) -> StreamReport | None:
+    """`clean_pixel_data` behind the same error boundary as the steps."""
+    try:
+        return clean_pixel_data(ds)
+    except DcmwatchError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, FATAL):
+            raise
+        name = type(exc).__name__
+        raise TransformError(f"the compressed pixel data cannot be cleaned ({name})") from None
 
 
 def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:

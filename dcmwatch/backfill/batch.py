@@ -28,6 +28,7 @@ from dcmwatch.backfill import locations
 from dcmwatch.config import Config
 from dcmwatch.errors import TransientError
 from dcmwatch.ocr.findings import Finding
+from dcmwatch.pixels.streams import StreamReport
 
 Status = Literal["processed", "quarantined", "failed"]
 _T = TypeVar("_T")
@@ -86,6 +87,8 @@ class FileResult:
     #: Re-identification pairs (kind, pseudonym, original), only with `[deid] reid_map`. PHI:
     #: never logged, never in the repr; the driver stores them in the state database.
     reid: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)
+    #: What was removed from encapsulated Pixel Data (counts and sizes): the driver logs it.
+    stream: StreamReport | None = None
 
 
 _quiet = False
@@ -157,7 +160,7 @@ def run_one(item: Item, batch: Batch, config: Config) -> FileResult:
         item.ident, "processed", output=result.relpath, sha256_in=result.sha256_in,
         sha256_out=hashlib.sha256(result.data).hexdigest(), bytes_in=size,
         bytes_out=len(result.data), duration_ms=_ms(start), findings=result.findings,
-        reid=result.reid,
+        reid=result.reid, stream=result.stream,
     )
 
 

@@ -235,6 +235,8 @@ class Driver:
             if r.findings:  # the burned-in text guard's boxes: workers cannot log
                 self.log.warning("ocr.finding", ident=r.ident, policy=self.config.ocr.policy,
                                  count=len(r.findings), findings=[f.as_dict() for f in r.findings])
+            if r.stream is not None and r.stream.changed:
+                self.log.info("pixels.stream_cleaned", ident=r.ident, **r.stream.as_dict())
         journal.record(results, self.digest)
         t = self.tally
         t.batches += 1

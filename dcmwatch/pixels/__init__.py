@@ -4,7 +4,8 @@
 pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` validate the
 ``[pixels]`` section and the ``[[rules]]`` tables at load. The work is split by concern:
 `rules` (matching), `hu` (modality LUT), `masks`, `window`, `codec` (decode and write-back),
-`preview` (what the rules would do, for an operator).
+`preview` (what the rules would do, for an operator). `streams` strips metadata from compressed
+Pixel Data on every output, whether a rule matched or not (`dcmwatch.pipeline` calls it last).
 """
 
 from dcmwatch.pixels.errors import (

@@ -14,6 +14,8 @@ __all__ = [
     "MaskGeometryError",
     "PixelDataTooLargeError",
     "PixelDecodeError",
+    "PixelStreamError",
+    "PixelStreamUnsupportedError",
     "UnsupportedPixelsError",
 ]
 
@@ -49,3 +51,18 @@ class UnsupportedPixelsError(TransformError):
     HU action on an image without a modality LUT, or float pixel data)."""
 
     reason = "pixel_unsupported"
+
+
+class PixelStreamError(TransformError):
+    """A frame of encapsulated Pixel Data is not a stream dcmwatch can walk for the declared
+    transfer syntax (unknown bytes, an unknown marker, lengths that run past the data). Such a
+    stream could carry metadata nobody looked at, so it never passes."""
+
+    reason = "pixel_stream_unrecognised"
+
+
+class PixelStreamUnsupportedError(PixelStreamError):
+    """Encapsulated Pixel Data in a syntax dcmwatch does not walk at all (MPEG-2, MPEG-4, HEVC
+    video; JPEG XL; private syntaxes): user data and SEI messages could carry text."""
+
+    reason = "pixel_stream_unsupported"

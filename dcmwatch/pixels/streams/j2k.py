@@ -1,0 +1,181 @@
+"""JPEG 2000 and HTJ2K codestreams (ISO 15444-1/-2/-15), and the JP2 file wrapper around one.
+
+A codestream is SOC, a main header of marker segments, tile-parts (SOT, their own header
+segments, SOD, packet data of the length SOT's Psot gives) and EOC. Comments (COM, FF64) may sit
+in the main header and in every tile-part header; encoders fill them (OpenJPEG writes its name
+and version, others the software and site). They are removed; a tile-part that loses one gets
+its Psot shortened by as much, and a TLM segment (tile-part lengths, an index no decoder needs)
+is dropped when any length changed. Bytes after EOC are dropped. Packet data is not read: its
+length comes from Psot, so the walk costs one step per marker segment and tile-part.
+
+DICOM forbids the JP2 wrapper (PS3.5 A.4.4), yet some writers add it. When met, only the
+signature, ``ftyp``, the ``jp2h`` header (with its image header, bit depth, colour, palette,
+component mapping and channel definition boxes) and the codestream box stay; XML, UUID, IPR,
+resolution and any other box go, and the image header's IPR flag is cleared with them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from dcmwatch.pixels.errors import PixelStreamError
+from dcmwatch.pixels.streams.report import Tally
+
+__all__ = ["JP2_SIGNATURE", "clean_j2k"]
+
+_SOC: Final = b"\xff\x4f"
+_SOT, _SOD, _EOC, _COM, _TLM = 0xFF90, 0xFF93, 0xFFD9, 0xFF64, 0xFF55
+#: Header segments a decoder reads: SIZ, CAP, COD, COC, TLM, PRF, PLM, PLT, CPF, QCD, QCC, RGN,
+#: POC, PPM, PPT, CRG, and the Part 2 extensions DCO, VMS, DFS, ADS, MCT, MCC, NLT, MCO, CBD, ATK.
+_KEEP: Final = frozenset(
+    {0xFF50, 0xFF51, 0xFF52, 0xFF53, 0xFF55, 0xFF56, 0xFF57, 0xFF58, 0xFF59, 0xFF5C, 0xFF5D,
+     0xFF5E, 0xFF5F, 0xFF60, 0xFF61, 0xFF63, *range(0xFF70, 0xFF7A)}
+)
+JP2_SIGNATURE: Final = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
+_JP2_KEEP: Final = frozenset({b"ftyp", b"jp2h"})
+_JP2H_KEEP: Final = frozenset({b"ihdr", b"bpcc", b"colr", b"pclr", b"cmap", b"cdef"})
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">L")
+
+
+def clean_j2k(buf: bytes, start: int, tally: Tally) -> tuple[bytes, int]:
+    """The codestream (or JP2 file) at ``buf[start:]`` without metadata, and where it ended."""
+    if buf[start : start + 12] == JP2_SIGNATURE:
+        return _clean_jp2(buf, start, tally)
+    if buf[start : start + 2] != _SOC:
+        raise PixelStreamError("a frame does not start with a JPEG 2000 SOC marker")
+    return _clean_codestream(buf, start, len(buf), tally)
+
+
+def _segment_end(buf: bytes, pos: int, limit: int) -> int:
+    if pos + 4 > limit:
+        raise PixelStreamError("a JPEG 2000 header runs past the end of the data")
+    end: int = pos + 2 + _U16.unpack_from(buf, pos + 2)[0]
+    if end < pos + 4 or end > limit:
+        raise PixelStreamError("a JPEG 2000 segment runs past the end of the data")
+    return end
+
+
+def _header(buf: bytes, pos: int, limit: int, stop: int, tally: Tally) -> tuple[list[bytes], int]:
+    """The segments from `pos` up to the marker `stop` (not included), comments dropped."""
+    kept: list[bytes] = []
+    while True:
+        if pos + 2 > limit:
+            raise PixelStreamError("a JPEG 2000 header runs past the end of the data")
+        marker = _U16.unpack_from(buf, pos)[0]
+        if marker == stop:
+            return kept, pos
+        end = _segment_end(buf, pos, limit)
+        if marker == _COM:
+            tally.drop("J2K_COM", end - pos)
+        elif marker in _KEEP:
+            kept.append(buf[pos:end])
+        else:
+            raise PixelStreamError("a JPEG 2000 marker dcmwatch does not know")
+        pos = end
+
+
+def _clean_codestream(buf: bytes, start: int, limit: int, tally: Tally) -> tuple[bytes, int]:
+    main, pos = _header(buf, start + 2, limit, _SOT, tally)
+    tiles: list[bytes] = []
+    lengths_changed = False
+    while True:
+        if pos == limit:
+            end = pos  # no EOC: the codestream ends with its last tile-part
+            break
+        if pos + 2 > limit:
+            raise PixelStreamError("a JPEG 2000 codestream ends inside a marker")
+        marker = _U16.unpack_from(buf, pos)[0]
+        if marker == _EOC:
+            end = pos + 2
+            break
+        if marker != _SOT or pos + 12 > limit or _U16.unpack_from(buf, pos + 2)[0] != 10:
+            raise PixelStreamError("a JPEG 2000 codestream has bytes where a tile-part belongs")
+        psot = _U32.unpack_from(buf, pos + 6)[0]
+        if psot:
+            tile_end = pos + psot
+        else:  # the last tile-part, which runs to EOC
+            eoc = buf.rfind(b"\xff\xd9", pos + 12, limit)
+            tile_end = eoc if eoc >= 0 else limit
+        if tile_end > limit or tile_end < pos + 14:
+            raise PixelStreamError("a JPEG 2000 tile-part runs past the end of the data")
+        segments, sod = _header(buf, pos + 12, tile_end, _SOD, tally)
+        removed = (sod - pos - 12) - sum(len(s) for s in segments)
+        sot = buf[pos : pos + 12]
+        if removed and psot:
+            sot = sot[:6] + _U32.pack(psot - removed) + sot[10:]
+            lengths_changed = True
+        tiles.append(sot)
+        tiles.extend(segments)
+        tiles.append(buf[sod:tile_end])
+        pos = tile_end
+    if lengths_changed:
+        for segment in [s for s in main if _U16.unpack_from(s)[0] == _TLM]:
+            main.remove(segment)
+            tally.drop("J2K_TLM", len(segment))
+    return b"".join([_SOC, *main, *tiles, b"\xff\xd9"]), end
+
+
+def _boxes(buf: bytes, pos: int, limit: int) -> list[tuple[bytes, int, int, int]]:
+    """(type, box start, content start, box end) of the boxes in ``buf[pos:limit]``."""
+    found: list[tuple[bytes, int, int, int]] = []
+    while pos + 8 <= limit:
+        length = _U32.unpack_from(buf, pos)[0]
+        kind = bytes(buf[pos + 4 : pos + 8])
+        content = pos + 8
+        if length == 1:
+            if pos + 16 > limit:
+                break
+            length = struct.unpack_from(">Q", buf, pos + 8)[0]
+            content = pos + 16
+        elif length == 0:
+            length = limit - pos
+        if length < content - pos or pos + length > limit or not kind.isascii():
+            break
+        found.append((kind, pos, content, pos + length))
+        pos += length
+    return found
+
+
+def _box(kind: bytes, content: bytes) -> bytes:
+    return _U32.pack(8 + len(content)) + kind + content
+
+
+def _clean_jp2(buf: bytes, start: int, tally: Tally) -> tuple[bytes, int]:
+    out = [JP2_SIGNATURE]
+    boxes = _boxes(buf, start, len(buf))
+    if not boxes or boxes[0][0] != b"jP  ":
+        raise PixelStreamError("a JP2 file without its signature box")
+    codestream = False
+    for kind, box_start, content, box_end in boxes[1:]:
+        if kind == b"jp2c" and not codestream:
+            if buf[content : content + 2] != _SOC:
+                raise PixelStreamError("a JP2 codestream box without a codestream")
+            stream, used = _clean_codestream(buf, content, box_end, tally)
+            if used < box_end:
+                tally.drop("trailing", box_end - used)
+            out.append(_box(b"jp2c", stream))
+            codestream = True
+        elif kind == b"jp2h" and not codestream:
+            out.append(_box(b"jp2h", _clean_jp2h(buf, content, box_end, tally)))
+        elif kind in _JP2_KEEP and not codestream:
+            out.append(buf[box_start:box_end])
+        else:
+            tally.drop("JP2_box", box_end - box_start)
+    if not codestream:
+        raise PixelStreamError("a JP2 file without a codestream box")
+    return b"".join(out), boxes[-1][3]
+
+
+def _clean_jp2h(buf: bytes, pos: int, limit: int, tally: Tally) -> bytes:
+    kept: list[bytes] = []
+    for kind, box_start, content, box_end in _boxes(buf, pos, limit):
+        if kind not in _JP2H_KEEP:
+            tally.drop("JP2_box", box_end - box_start)
+            continue
+        box = buf[box_start:box_end]
+        if kind == b"ihdr" and box_end - content == 14:
+            box = box[:-1] + b"\x00"  # IPR: the rights box is gone
+        kept.append(box)
+    return b"".join(kept)
