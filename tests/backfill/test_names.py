@@ -34,7 +34,7 @@ def _place(src: Path, raw: bytes, data: bytes) -> Path:
     return path
 
 
-def _run(root: Path, *args: str) -> tuple[int, bytes, list[dict[str, object]]]:
+def _run(root: Path, *args: str | bytes) -> tuple[int, bytes, list[dict[str, object]]]:
     res = subprocess.run(
         [sys.executable, "-m", "dcmwatch", "process", "--config", str(root / "dcmwatch.toml"),
          "--batch-files", "2", *args],
@@ -106,4 +106,13 @@ def test_a_manifest_may_name_files_whose_names_are_not_utf8(root: Path) -> None:
     code, logs, events = _run(root, "--manifest", str(manifest))
     assert code == 0, logs[-3000:]
     assert _finished(events)["processed"] == len(_NAMES)
+    assert not _leaks(logs)
+
+
+def test_a_source_named_on_the_command_line(root: Path) -> None:
+    """The name as argv bytes, as a shell passes it."""
+    path = os.fsencode(root / "src") + b"/" + _NAMES[0]
+    code, logs, events = _run(root, path)
+    assert code == 0, logs[-3000:]
+    assert _finished(events)["processed"] == 1
     assert not _leaks(logs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import KEY, reread, to_bytes
@@ -37,6 +38,7 @@ _MARKER = re.compile(rb"MKU[0-9]{4}Q")
 #: A sequence the table does not name, to plant the set inside an item.
 _NEST = 0x00082218  # Anatomic Region Sequence
 _ALLOWED = frozenset(TECHNICAL) | PLACEHOLDER
+_REMOVE_TEXT = DeidSettings(unlisted="remove-text")
 
 
 def _unlisted_text_tags() -> list[int]:
@@ -93,8 +95,9 @@ def _planted() -> Dataset:
     return ds
 
 
-def _deid(ds: Dataset, **kwargs: object) -> Dataset:
-    return reread(to_bytes(make_deidentifier(DeidSettings(**kwargs), KEY)(ds)))  # type: ignore[arg-type]
+def _deid(ds: Dataset, **kwargs: Any) -> Dataset:
+    out: Dataset = reread(to_bytes(make_deidentifier(DeidSettings(**kwargs), KEY)(ds)))
+    return out
 
 
 def _kept(level: Dataset) -> set[str]:
@@ -150,7 +153,7 @@ class TestRemoveText:
             ds[0x00100033] = DataElement(0x00100033, "CS", "MKBIRTHCAL")
             blob = to_bytes(ds)
             assert b"MKURL" in blob and b"MKBIRTHCAL" in blob
-            out = to_bytes(make_deidentifier(DeidSettings(), KEY)(dcmread(BytesIO(blob))))
+            out = to_bytes(make_deidentifier(_REMOVE_TEXT, KEY)(dcmread(BytesIO(blob))))
             assert b"MKURL" not in out and b"MKBIRTHCAL" not in out
 
     def test_a_mislabelled_raw_element_is_judged_by_its_tag(self) -> None:
@@ -158,7 +161,7 @@ class TestRemoveText:
         ds = _base()
         key = BaseTag(0x00400400)  # Comments on the Scheduled Procedure Step (LT)
         ds._dict[key] = RawDataElement(key, "OB", 10, b"MKCOMMENTS", 0, False, True)
-        make_deidentifier(DeidSettings(), KEY)(ds)
+        make_deidentifier(_REMOVE_TEXT, KEY)(ds)
         assert 0x00400400 not in ds
 
     def test_sequences_stay_and_the_profile_applies_inside(self) -> None:
@@ -171,7 +174,7 @@ class TestRemoveText:
         middle.AnatomicRegionSequence = Sequence([inner])
         ds = _base()
         ds.PurposeOfReferenceCodeSequence = Sequence([middle])
-        out = to_bytes(make_deidentifier(DeidSettings(), KEY)(ds))
+        out = to_bytes(make_deidentifier(_REMOVE_TEXT, KEY)(ds))
         assert b"MKINNER" not in out and b"MKDEEP" not in out
         item = reread(out).PurposeOfReferenceCodeSequence[0].AnatomicRegionSequence[0]
         assert "PatientName" in item and "RetrieveURL" not in item
@@ -207,6 +210,16 @@ class TestRemoveText:
         kept = _deid(reread(blob), unlisted="keep")
         assert all(t in kept for t in (0x04000520, 0x0008041B, 0x00686300, unknown))
 
+    def test_a_60xx_group_beyond_the_overlay_range_is_judged_like_any_other(self) -> None:
+        """(6020,4000) is no overlay (6000-601E): its text goes under remove-text."""
+        ds = _base()
+        ds.add_new(0x60204000, "LT", "MKNOTOVERLAY")
+        ds.add_new(0x60004000, "LT", "MKOVERLAYCOMMENT")
+        blob = to_bytes(ds)
+        assert b"MKNOTOVERLAY" not in to_bytes(_deid(reread(blob), unlisted="remove-text"))
+        assert b"MKNOTOVERLAY" in to_bytes(_deid(reread(blob), unlisted="keep"))
+        assert b"MKOVERLAYCOMMENT" not in to_bytes(_deid(reread(blob), unlisted="keep"))
+
     def test_private_and_overlay_attributes_keep_their_own_rules(self) -> None:
         """Retain Safe Private keeps its pair and Clean Graphics its overlay bitmap, whatever
         `unlisted` says."""
@@ -235,7 +248,7 @@ class TestRemove:
     def test_only_essential_technical_and_listed_attributes_stay(self) -> None:
         """On a real CT: every remaining attribute is named by the table, a sequence, the
         essential set, the allow-list or the output's marks; the pixels are untouched."""
-        source = dcmread(get_testdata_file("CT_small.dcm"))
+        source = dcmread(str(get_testdata_file("CT_small.dcm")))
         pixels = source.PixelData
         out = _deid(source, unlisted="remove")
         marks = {"PatientIdentityRemoved", "DeidentificationMethod",
@@ -309,5 +322,5 @@ def test_property_no_unlisted_text_survives(
         if DicomDictionary[tag][4] in TECHNICAL:
             expected_kept.add(value.split("/")[-1].encode())
     blob = to_bytes(ds)
-    out = to_bytes(make_deidentifier(DeidSettings(), KEY)(dcmread(BytesIO(blob))))
+    out = to_bytes(make_deidentifier(_REMOVE_TEXT, KEY)(dcmread(BytesIO(blob))))
     assert set(_MARKER.findall(out)) <= expected_kept
