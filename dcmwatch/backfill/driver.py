@@ -54,8 +54,14 @@ class Options:
 
 
 def identity(key: bytes, source: str) -> str:
-    """An input's journal identity: keyed, so the journal does not reveal file names."""
-    h = hashlib.blake2b(source.encode(), key=key[:64], digest_size=16, person=b"dcmw-backfill")
+    """An input's journal identity: keyed, so the journal does not reveal file names.
+
+    A Linux file name is bytes, and one that is not UTF-8 reaches us with surrogate escapes
+    (PEP 383): hashing the name's own bytes keeps every valid name's identity as it was and
+    gives the others one, where a strict encode would end the run.
+    """
+    name = source.encode("utf-8", "surrogateescape")
+    h = hashlib.blake2b(name, key=key[:64], digest_size=16, person=b"dcmw-backfill")
     return h.hexdigest()
 
 

@@ -29,8 +29,12 @@ def iter_sources(sources: Iterable[str], manifest: str | None = None) -> Iterato
 
 
 def iter_manifest(path: str) -> Iterator[str]:
-    """One path or URL per line; blank lines and lines starting with '#' are skipped."""
-    with Path(path).open(encoding="utf-8") as fh:
+    """One path or URL per line; blank lines and lines starting with '#' are skipped.
+
+    A line's bytes that are not UTF-8 are kept as surrogate escapes, as the OS gives such names
+    to Python, so a listing of a Linux archive (whose names are bytes) opens the same files.
+    """
+    with Path(path).open(encoding="utf-8", errors="surrogateescape") as fh:
         for line in fh:
             entry = line.strip()
             if entry and not entry.startswith("#"):

@@ -25,6 +25,8 @@ dict lookup per element. How each code is applied, and why:
 * When options disagree on an attribute, C beats K (the more conservative retains less).
 * (0010,0010) *Patient's Name* and (0010,0020) *Patient ID* get keyed pseudonyms (their D).
 * Overrides from the configuration win over all of the above.
+* Attributes neither the table nor an override names follow ``[deid] unlisted``
+  (:mod:`dcmwatch.deid.unlisted`), compiled here into one rule per dictionary tag.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pydicom._dicom_dict import DicomDictionary
 
 from dcmwatch.deid.settings import DeidSettings, Override
 from dcmwatch.deid.table import PRIVATE, REPEATING, TABLE, Row
+from dcmwatch.deid.unlisted import UnlistedMode, decide, unknown_removed
 from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, resolve_vr
 
 __all__ = ["CODE_TAGS", "KEEP_UID_TAGS", "Act", "Mode", "Rule", "Rules", "compile_rules"]
@@ -84,6 +87,8 @@ class Rule:
 
 KEEP: Final = Rule(Act.KEEP)
 REMOVE: Final = Rule(Act.REMOVE)
+#: Not in the precompiled unlisted rules: a tag outside the dictionary's exact entries.
+_UNCOMPILED: Final = Rule(Act.KEEP)
 
 #: UI attributes that name a class, a transfer syntax or a vocabulary, never an instance: kept
 #: even when their value is not in pydicom's UID registry (private SOP classes, for instance).
@@ -125,6 +130,21 @@ class Rules:
     needs_offset: bool
     date_range: tuple[int, int]
     options: tuple[str, ...] = field(default=())
+    #: ``[deid] unlisted``: the rule (None: the profile's) of every dictionary attribute the
+    #: table does not name; None when the profile keeps them all (``keep``).
+    unlisted: dict[int, Rule | None] | None = None
+    unlisted_mode: UnlistedMode = "keep"
+    keep_unlisted: frozenset[int] = frozenset()
+
+    def unlisted_rule(self, tag: int) -> Rule | None:
+        """The ``[deid] unlisted`` rule of a public attribute the table does not name."""
+        compiled = self.unlisted
+        if compiled is None:
+            return None
+        rule = compiled.get(tag, _UNCOMPILED)
+        if rule is _UNCOMPILED:  # repeating entries, tags unknown to the dictionary: rare
+            return REMOVE if unknown_removed(tag, self.unlisted_mode, self.keep_unlisted) else None
+        return rule
 
     def repeating_rule(self, tag: int) -> Rule | None:
         """The rule of a curve (50xx) or overlay (60xx) element, even groups only."""
@@ -241,6 +261,7 @@ def compile_rules(settings: DeidSettings) -> Rules:
         o.action == "shift" for o in settings.overrides
     )
     safe = PRIVATE[1] and "retain_safe_private" in enabled
+    keep_unlisted = settings.keep_unlisted_tags()
     return Rules(
         table=table,
         repeating=repeating,
@@ -253,4 +274,24 @@ def compile_rules(settings: DeidSettings) -> Rules:
         needs_offset=needs_offset,
         date_range=settings.date_shift_days,
         options=tuple(o for o in settings.options),
+        unlisted=_unlisted(settings.unlisted, table, keep_unlisted),
+        unlisted_mode=settings.unlisted,
+        keep_unlisted=keep_unlisted,
     )
+
+
+def _unlisted(
+    mode: UnlistedMode, table: dict[int, Rule], keep: frozenset[int]
+) -> dict[int, Rule | None] | None:
+    """Every dictionary tag to its unlisted rule, so the walk pays one lookup per element
+    (the walk asks only for tags the table and overrides do not name)."""
+    if mode == "keep":
+        return None
+    decision = decide(mode, table, keep)
+    dummy = Rule(Act.DUMMY)
+    compiled: dict[int, Rule | None] = dict.fromkeys(DicomDictionary)
+    for tag in decision.removed:
+        compiled[tag] = REMOVE
+    for tag in decision.dummied:
+        compiled[tag] = dummy
+    return compiled

@@ -14,6 +14,9 @@ from typing import Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 
+from dcmwatch.deid.table import TABLE
+from dcmwatch.deid.unlisted import UnlistedMode
+
 __all__ = [
     "HASH_VRS",
     "OPTION_NAMES", "DeidSettings", "Option", "Override", "OverrideAction", "parse_target"]
@@ -145,6 +148,14 @@ class DeidSettings(BaseModel):
     #: Exact values kept wherever an option says C(lean) a free-text attribute.
     descriptor_allowlist: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
+    #: Standard attributes Table E.1-1 does not name: ``keep`` (the profile as written),
+    #: ``remove-text`` (those that can carry text, names, dates, times or URLs, and opaque
+    #: bytes) or ``remove`` (all but what keeps the image decodable); see
+    #: :mod:`dcmwatch.deid.unlisted`.
+    unlisted: UnlistedMode = "remove-text"
+    #: Unlisted attributes kept by ``remove-text`` and ``remove`` besides the built-in
+    #: technical descriptors: keywords or ``(gggg,eeee)`` tags.
+    keep_unlisted: tuple[str, ...] = ()
     # Key sources, resolved by the edge (never read here).
     key_file: str | None = None
     key_env: str | None = "DCMWATCH_KEY"
@@ -191,6 +202,21 @@ class DeidSettings(BaseModel):
             if not 0 <= element <= 0xFF:
                 raise ValueError("safe_private: element must be the low byte, 0x00 to 0xFF")
         return tuple((creator.strip(), element) for creator, element in value)
+
+    @field_validator("keep_unlisted")
+    @classmethod
+    def _keep_unlisted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            target = parse_target(text)  # ValueError names an unknown keyword
+            if isinstance(target, tuple):  # pydantic reports a ValueError as the key's error
+                raise ValueError(f"{text!r} is private: private attributes follow safe_private")  # noqa: TRY004
+            if target in TABLE:
+                raise ValueError(f"{text!r} is in Table E.1-1: use an override to keep it")
+        return value
+
+    def keep_unlisted_tags(self) -> frozenset[int]:
+        """``keep_unlisted`` as int tags (validated: every entry is a public tag)."""
+        return frozenset(t for t in map(parse_target, self.keep_unlisted) if isinstance(t, int))
 
     @model_validator(mode="after")
     def _keys(self) -> DeidSettings:

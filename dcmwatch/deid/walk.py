@@ -149,10 +149,13 @@ class Walk:
         return self._keyed.uid(value)
 
     # -- one nesting level ----------------------------------------------------------------
-    def _level(self, ds: Dataset, mode: Mode, patient_key: str, offset: int) -> None:
+    def _level(  # noqa: PLR0912 (one branch per kind of element, in the order they are decided)
+        self, ds: Dataset, mode: Mode, patient_key: str, offset: int
+    ) -> None:
         rules = self._rules
         table = rules.table
         extra = rules.extra[mode]
+        unlisted = rules.unlisted is not None
         privates: list[int] = []
         if PATIENT_ID in ds._dict or PATIENT_NAME in ds._dict:
             patient_key = self.patient_key(ds, patient_key)
@@ -168,6 +171,8 @@ class Walk:
                 if rule is None and (tag >> 24) in (0x50, 0x60):
                     rule = rules.repeating_rule(tag)
                 vr = resolve_vr(tag, elem.VR)
+                if rule is None and unlisted and vr not in extra:
+                    rule = rules.unlisted_rule(tag)  # by the tag, whatever VR the file claims
                 if rule is None:
                     if vr == _SQ:
                         self._items(ds, tag, mode, patient_key, offset)

@@ -8,6 +8,7 @@ import subprocess
 from collections import Counter
 from io import BytesIO
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from conftest import KEY, to_bytes
@@ -56,15 +57,35 @@ def _input(name: str) -> bytes:
     return Path(get_testdata_file(name)).read_bytes()
 
 
-@pytest.mark.parametrize("name", BUNDLED + SERIES)
-@pytest.mark.parametrize("options", [(), _ALL_OPTIONS, ("retain_long_full_dates",)],
-                         ids=["basic", "all-options", "full-dates"])
-def test_no_new_dciodvfy_errors(tmp_path: Path, name: str, options: tuple[str, ...]) -> None:
-    """The basic profile (and the options) keep each IOD as valid as it was."""
+def _new_errors(tmp_path: Path, name: str, settings: DeidSettings) -> list[str]:
     blob = _input(name)
     source, result = tmp_path / "in.dcm", tmp_path / "out.dcm"
     source.write_bytes(blob)
-    deid = make_deidentifier(DeidSettings(options=options), KEY)
+    deid = make_deidentifier(settings, KEY)
     result.write_bytes(to_bytes(deid(dcmread(BytesIO(blob), force=True))))
     # The input may have errors of its own (test-SR.dcm has several): none may be added.
-    assert sorted((_errors(result) - _errors(source)).elements()) == []
+    return sorted((_errors(result) - _errors(source)).elements())
+
+
+@pytest.mark.parametrize("name", BUNDLED + SERIES)
+@pytest.mark.parametrize("options", [(), _ALL_OPTIONS, ("retain_long_full_dates",)],
+                         ids=["basic", "all-options", "full-dates"])
+@pytest.mark.parametrize("unlisted", ["remove-text", "keep"])
+def test_no_new_dciodvfy_errors(
+    tmp_path: Path, name: str, options: tuple[str, ...], unlisted: Literal["keep", "remove-text"]
+) -> None:
+    """The basic profile (and the options) keep each IOD as valid as it was, whether the
+    attributes Table E.1-1 does not name are kept or their text removed."""
+    settings = DeidSettings(options=options, unlisted=unlisted)
+    assert _new_errors(tmp_path, name, settings) == []
+
+
+#: The images ``unlisted = "remove"`` keeps valid (its essential set covers CT and MR).
+_IMAGES = ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
+           "examples_overlay.dcm", *SERIES)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _IMAGES)
+def test_remove_keeps_ct_and_mr_valid(tmp_path: Path, name: str) -> None:
+    """``remove`` keeps every attribute a CT or MR image needs (README: not RT, SR, waveforms)."""
+    assert _new_errors(tmp_path, name, DeidSettings(unlisted="remove")) == []
