@@ -3,13 +3,15 @@
 ``make_pixel_step(rules, settings, derive_uid)`` builds the pure ``Dataset -> Dataset`` step the
 pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` validate the
 ``[pixels]`` section and the ``[[rules]]`` tables at load. The work is split by concern:
-`rules` (matching), `hu` (modality LUT), `masks`, `window`, `codec` (decode and write-back),
+`rules` (matching), `hu` (modality LUT), `masks` and `geometry` (where a mask writes),
+`window`, `codec` (decode and write-back),
 `preview` (what the rules would do, for an operator).
 """
 
 from dcmwatch.pixels.errors import (
     BurnedInAnnotationError,
     MaskGeometryError,
+    MaskOutsideImageError,
     PixelDataTooLargeError,
     PixelDecodeError,
     UnsupportedPixelsError,
@@ -33,6 +35,7 @@ __all__ = [
     "HuThresholdAction",
     "MaskAction",
     "MaskGeometryError",
+    "MaskOutsideImageError",
     "PixelAction",
     "PixelDataTooLargeError",
     "PixelDecodeError",

@@ -3,7 +3,8 @@
 Rectangles are applied as array slices (no per-pixel work outside them); circles and polygons are
 rasterised into a boolean bitmap restricted to their bounding box; a mask ``file`` (loaded at
 config load) is that bitmap, and must have the image's exact geometry. All coordinates follow
-`MaskAction`: x = column, y = row, pixel index points, shapes clipped to the image.
+`MaskAction`: x = column, y = row, pixel index points. A shape reaching outside the image is
+refused (`dcmwatch.pixels.geometry`), never clipped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy.typing as npt
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_color_lut
 
-from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
+from dcmwatch.pixels.errors import MaskGeometryError, MaskOutsideImageError, UnsupportedPixelsError
+from dcmwatch.pixels.geometry import first_outside
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import MaskAction
 
@@ -41,7 +43,7 @@ class Region:
 
     rows: int
     columns: int
-    #: (row0, row1, col0, col1), half-open, clipped, non-empty.
+    #: (row0, row1, col0, col1), half-open, inside the image, non-empty.
     rects: tuple[tuple[int, int, int, int], ...]
     #: Union of circles and polygons, or None when the action has none.
     bitmap: npt.NDArray[np.bool_] | None
@@ -63,7 +65,17 @@ class Region:
 
 
 def region_for(action: MaskAction, rows: int, columns: int) -> Region:
-    """Resolve the action's shapes (pixels or fractions) against one image geometry."""
+    """Resolve the action's shapes (pixels or fractions) against one image geometry.
+
+    Raises `MaskOutsideImageError` when a shape reaches outside the image and
+    `MaskGeometryError` when the mask file has another size.
+    """
+    outside = first_outside(action, rows, columns)
+    if outside is not None:
+        raise MaskOutsideImageError(
+            f"the mask's {outside} lies partly or wholly outside the image "
+            f"({columns} columns x {rows} rows): its geometry does not describe this image"
+        )
     sx, sy = (float(columns), float(rows)) if action.fractions else (1.0, 1.0)
     sr = float(min(rows, columns)) if action.fractions else 1.0
     rects: list[tuple[int, int, int, int]] = []
@@ -72,9 +84,7 @@ def region_for(action: MaskAction, rows: int, columns: int) -> Region:
         c1 = math.ceil(round((x + w) * sx, _FRACTION_DECIMALS))
         r0 = math.floor(round(y * sy, _FRACTION_DECIMALS))
         r1 = math.ceil(round((y + h) * sy, _FRACTION_DECIMALS))
-        c0, c1 = max(c0, 0), min(c1, columns)
-        r0, r1 = max(r0, 0), min(r1, rows)
-        if c0 < c1 and r0 < r1:
+        if c0 < c1 and r0 < r1:  # a sliver of a fraction may round to no pixel
             rects.append((r0, r1, c0, c1))
     bitmap: npt.NDArray[np.bool_] | None = None
     if action.file is not None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from dcmwatch.pixels import MaskAction, UnsupportedPixelsError
+from dcmwatch.pixels import MaskAction, MaskOutsideImageError, UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
 
@@ -18,14 +18,43 @@ def _mask(**kw: object) -> MaskAction:
 
 
 class TestRegion:
-    def test_rect_pixels_and_clipping(self) -> None:
-        """x is the column, y the row; a rectangle reaching past the image is clipped."""
-        region = region_for(_mask(rects=[[2, 1, 3, 2], [8, 8, 100, 100]]), 10, 10)
+    def test_rect_pixels(self) -> None:
+        """x is the column, y the row; a rectangle reaching the far edge exactly is inside."""
+        region = region_for(_mask(rects=[[2, 1, 3, 2], [8, 8, 2, 2]]), 10, 10)
         assert region.rects == ((1, 3, 2, 5), (8, 10, 8, 10))
 
-    def test_rect_outside_the_image_is_empty(self) -> None:
-        """A rectangle wholly outside covers nothing."""
-        assert region_for(_mask(rects=[[20, 20, 5, 5]]), 10, 10).empty
+    @pytest.mark.parametrize(
+        ("shapes", "key"),
+        [
+            ({"rects": [[1, 1, 2, 2], [8, 8, 100, 100]]}, "rects[1]"),  # partly outside
+            ({"rects": [[20, 20, 5, 5]]}, "rects[0]"),  # wholly outside
+            ({"rects": [[0, 0, 11, 1]]}, "rects[0]"),  # one column too wide
+            ({"circles": [[5, 5, 6]]}, "circles[0]"),
+            ({"circles": [[9.5, 5, 1]]}, "circles[0]"),
+            ({"polygons": [[[0, 0], [10.5, 0], [0, 3]]]}, "polygons[0]"),
+            ({"fractions": True, "circles": [[0.5, 0.5, 0.6]]}, "circles[0]"),
+        ],
+    )
+    def test_shape_outside_the_image_is_refused(self, shapes: dict[str, object], key: str) -> None:
+        """A shape reaching past 0..Columns x 0..Rows raises, naming the shape; never clipped."""
+        with pytest.raises(MaskOutsideImageError) as info:
+            region_for(_mask(**shapes), 10, 10)
+        assert info.value.reason == "mask_outside_image"
+        assert key in str(info.value)
+
+    @pytest.mark.parametrize(
+        "shapes",
+        [
+            {"rects": [[0, 0, 10, 10]]},
+            {"circles": [[5, 5, 5]]},
+            {"polygons": [[[0, 0], [10, 0], [10, 10], [0, 10]]]},
+            {"fractions": True, "circles": [[0.5, 0.5, 0.5]]},
+            {"fractions": True, "rects": [[0, 0, 1, 1]]},
+        ],
+    )
+    def test_shapes_touching_the_edges_are_inside(self, shapes: dict[str, object]) -> None:
+        """The whole image as a rectangle, polygon or inscribed circle is accepted."""
+        assert not region_for(_mask(**shapes), 10, 10).empty
 
     def test_fractions_round_outwards(self) -> None:
         """0.1 of 100 columns is column 10 exactly; partial pixels are covered."""
