@@ -28,10 +28,16 @@ rule as applied. Float pixel data, which no action can edit exactly, is refused 
 frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
 *Burned In Annotation* to ``NO``. dcmwatch cannot see text; the operator who wrote a mask for a
 device's annotation area asserts it is gone, and downstream systems that refuse ``YES`` images
-should then accept the result. A frame-restricted mask, or one lying wholly outside the image,
-leaves the attribute as it was. Only an explicit ``YES`` triggers the
-``burned_in_annotation`` policy; an absent attribute does not.
+should then accept the result. A frame-restricted mask leaves the attribute as it was. Only an
+explicit ``YES`` triggers the ``burned_in_annotation`` policy; an absent attribute does not.
+
+**require-mask needs pixels covered.** Under ``burned_in_annotation = "require-mask"`` a ``YES``
+image passes only when the masks of its matching rules covered at least one pixel of every frame
+(together). A matching mask that covers nothing (a circle between index points, a ``keep_inside``
+region holding the whole image, a dataset without pixels) or only some frames does not count.
+A mask shape outside the image is refused before that (`dcmwatch.pixels.geometry`).
 """
+
 
 from __future__ import annotations
 
@@ -96,22 +102,25 @@ def make_pixel_step(
                 "(0028,0301) Burned In Annotation is YES and the policy is 'reject'"
             )
         matched = matching_rules(frozen_rules, ds, all_matching=settings.all_matching_rules)
-        if (
-            burned_in
-            and settings.burned_in_annotation == "require-mask"
-            and not any(isinstance(a, MaskAction) for r in matched for a in r.actions)
-        ):
+        require_mask = burned_in and settings.burned_in_annotation == "require-mask"
+        if require_mask and not any(isinstance(a, MaskAction) for r in matched for a in r.actions):
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and no matching rule has a mask "
                 "(policy 'require-mask')"
             )
         codec.to_little_endian(ds, settings.max_pixel_bytes)
-        if not matched or not any(tag in ds for tag in _ANY_PIXEL_DATA):
-            return ds  # a report, a plan, a waveform: no pixels, nothing for a rule to do
-        actions = tuple(a for rule in matched for a in rule.actions)
-        apply_actions(ds, actions, settings=settings, derive_uid=derive_uid)
-        setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
-        return ds
+        has_pixels = any(tag in ds for tag in _ANY_PIXEL_DATA)
+        state = None
+        if matched and has_pixels:
+            actions = tuple(a for rule in matched for a in rule.actions)
+            state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
+            setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
+        if require_mask and (state is None or not state.every_frame_masked):
+            raise BurnedInAnnotationError(
+                "(0028,0301) Burned In Annotation is YES and no mask of a matching rule "
+                "covered a pixel of every frame (policy 'require-mask')"
+            )
+        return ds  # without pixels (a report, a plan, a waveform) there is nothing to do
 
     return pixel_step
 
@@ -128,11 +137,23 @@ def apply_actions(
     Nothing in ``ds`` changes until every action succeeded, except for ``tags`` windows: pixels
     are edited on a copy (or a decoded array) and written back at the end.
     """
+    state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
+    return state is not None and state.touched
+
+
+def _apply(
+    ds: Dataset,
+    actions: Sequence[PixelAction],
+    *,
+    settings: PixelSettings,
+    derive_uid: Callable[[str], str],
+) -> _State | None:
+    """`apply_actions`, returning what the actions did (None when no action edits pixels)."""
     if not any(changes_pixels(a) for a in actions):
         for action in actions:
             if isinstance(action, WindowAction):
                 set_window_tags(ds, action)
-        return False
+        return None
     original = codec.read_layout(ds)
     codec.check_size(original, settings.max_pixel_bytes)
     tsyntax = codec.transfer_syntax(ds)
@@ -141,14 +162,14 @@ def apply_actions(
     for action in _run(state, actions):
         set_window_tags(ds, action)
     if not state.touched:
-        return False
+        return state
     codec.write_back(ds, state.pixels, original, tsyntax)
     _mark_derived(ds, derive_uid)
     if state.baked:
         as_secondary_capture(ds, state.layout.frames)
     if state.burned_in_cleared:
         ds.BurnedInAnnotation = "NO"
-    return True
+    return state
 
 
 def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
@@ -181,7 +202,13 @@ class _State:
         self.touched = False
         self.baked = False
         self.burned_in_cleared = False
+        #: 0-based frames in which a mask covered at least one pixel.
+        self.masked_frames: set[int] = set()
         self._luts: tuple[ModalityLut, ...] | None = None
+
+    @property
+    def every_frame_masked(self) -> bool:
+        return len(self.masked_frames) == self.layout.frames
 
     @property
     def layout(self) -> PixelLayout:
@@ -276,6 +303,7 @@ class _State:
             )
         if covered:
             self.touched = True
+            self.masked_frames.update(indices)
             if action.clears_burned_in and action.frames is None:
                 self.burned_in_cleared = True
 

@@ -308,6 +308,50 @@ class TestBurnedInAnnotation:
                         PixelSettings(burned_in_annotation="require-mask"))
         assert step(self._ds()).BurnedInAnnotation == "NO"
 
+    @pytest.mark.parametrize(
+        "mask",
+        [
+            {"circles": [[1.5, 1.5, 0.4]]},  # a circle between four pixels' index points
+            {"polygons": [[[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]]]},  # a triangle inside one pixel
+            {"rects": [[0, 0, 3, 3]], "keep_inside": True},  # keeps the whole image
+        ],
+    )
+    def test_require_mask_needs_a_covered_pixel(self, mask: dict[str, Any]) -> None:
+        """A matching mask that covers no pixel does not satisfy require-mask."""
+        step = step_for([rule([{"type": "mask", **mask}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError) as info:
+            step(self._ds())
+        assert "covered a pixel of every frame" in str(info.value)
+
+    def test_require_mask_needs_every_frame(self) -> None:
+        """A mask of frame 2 only leaves the other frames' text: quarantined."""
+        ds = read("rtdose.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([{"type": "mask", "rects": [RECT], "frames": [2]}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError):
+            step(ds)
+
+    def test_require_mask_by_masks_of_all_frames_together(self) -> None:
+        """Masks of frames 1..7 and 8..15 together cover every frame of a 15-frame image."""
+        ds = read("rtdose.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([
+            {"type": "mask", "rects": [RECT], "frames": list(range(1, 8))},
+            {"type": "mask", "rects": [RECT], "frames": list(range(8, 16))},
+        ])], PixelSettings(burned_in_annotation="require-mask"))
+        step(ds)
+
+    def test_require_mask_without_pixel_data(self) -> None:
+        """YES on a dataset without pixels that a mask rule matches: nothing was masked."""
+        ds = read("rtplan.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([{"type": "mask", "rects": [RECT]}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError):
+            step(ds)
+
     def test_pass_leaves_it(self) -> None:
         """Policy pass without a rule: nothing changes."""
         assert step_for([])(self._ds()).BurnedInAnnotation == "YES"
