@@ -4,7 +4,7 @@
 pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` validate the
 ``[pixels]`` section and the ``[[rules]]`` tables at load. The work is split by concern:
 `rules` (matching), `hu` (modality LUT), `masks` and `geometry` (where a mask writes),
-`window`, `codec` (decode and write-back),
+`fill` (what it writes), `window`, `codec` (decode and write-back),
 `preview` (what the rules would do, for an operator).
 """
 

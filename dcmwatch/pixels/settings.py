@@ -157,9 +157,8 @@ class MaskAction(_Frozen):
     image is quarantined (reason ``mask_outside_image``), never clipped and passed.
 
     The fill: ``fill`` is a stored value (one for all samples, or one per sample), ``fill_hu`` a
-    HU value (CT rules only), by default the darkest value the image can show: the lowest stored
-    value (MONOCHROME2), the highest (MONOCHROME1), black (RGB; Y=0, Cb=Cr=mid-range for
-    YBR_FULL), the palette entry of lowest luminance (PALETTE COLOR).
+    HU value (CT rules only), by default what renders black in the image's own display
+    (`dcmwatch.pixels.fill`): -1000 HU (air) for HU images, else black under the image's window.
 
     ``file`` names a ``.npy`` or ``.png`` mask of exactly the image's size (nonzero / white =
     mask), relative to the config file's folder; it is read and checked once, at load, and its

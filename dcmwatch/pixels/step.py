@@ -38,7 +38,6 @@ region holding the whole image, a dataset without pixels) or only some frames do
 A mask shape outside the image is refused before that (`dcmwatch.pixels.geometry`).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -51,15 +50,9 @@ from pydicom.tag import Tag
 from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
 from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
+from dcmwatch.pixels.fill import default_fill, explicit_fill
 from dcmwatch.pixels.hu import ModalityLut, modality_luts
-from dcmwatch.pixels.masks import (
-    blend,
-    darkest_fill,
-    explicit_fill,
-    fill_where,
-    paint,
-    region_for,
-)
+from dcmwatch.pixels.masks import blend, fill_where, paint, region_for
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import (
     HuClipAction,
@@ -71,7 +64,13 @@ from dcmwatch.pixels.settings import (
     WindowAction,
     changes_pixels,
 )
-from dcmwatch.pixels.window import as_secondary_capture, bake, set_window_tags
+from dcmwatch.pixels.window import (
+    Window,
+    as_secondary_capture,
+    bake,
+    header_window,
+    set_window_tags,
+)
 
 __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 
@@ -158,7 +157,11 @@ def _apply(
     codec.check_size(original, settings.max_pixel_bytes)
     tsyntax = codec.transfer_syntax(ds)
     pixels = codec.open_pixels(ds, original, tsyntax)
-    state = _State(ds, pixels)
+    windows = [a for a in actions if isinstance(a, WindowAction)]
+    # The fill renders black under the window the output is shown with: the rules' last one
+    # (a tags window is written, a bake applied), else the image's own.
+    display = Window(windows[-1].center, windows[-1].width) if windows else None
+    state = _State(ds, pixels, display)
     for action in _run(state, actions):
         set_window_tags(ds, action)
     if not state.touched:
@@ -196,7 +199,7 @@ def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
 class _State:
     """The pixels being edited and what the actions did to them so far."""
 
-    def __init__(self, ds: Dataset, pixels: Pixels) -> None:
+    def __init__(self, ds: Dataset, pixels: Pixels, display: Window | None) -> None:
         self.ds = ds
         self.pixels = pixels
         self.touched = False
@@ -205,10 +208,19 @@ class _State:
         #: 0-based frames in which a mask covered at least one pixel.
         self.masked_frames: set[int] = set()
         self._luts: tuple[ModalityLut, ...] | None = None
+        self._display = display
+        self._display_read = display is not None
 
     @property
     def every_frame_masked(self) -> bool:
         return len(self.masked_frames) == self.layout.frames
+
+    def display_window(self) -> Window | None:
+        """The window the output is shown with, read from the header on first need."""
+        if not self._display_read:
+            self._display = header_window(self.ds)
+            self._display_read = True
+        return self._display
 
     @property
     def layout(self) -> PixelLayout:
@@ -281,31 +293,41 @@ class _State:
         layout = self.layout
         region = region_for(action, layout.rows, layout.columns)
         indices = self.frame_indices(action.frames)
-        lo, hi = layout.stored_min, layout.stored_max
+        monochrome = layout.photometric in ("MONOCHROME1", "MONOCHROME2")
         if action.fill_hu is not None:
             self._require_hu_image()
-            covered = False
-            for f in indices:
-                fill = [self.lut(f).nearest_stored(action.fill_hu)]
-                covered |= paint(
-                    self.editable(), [f], region, fill, keep_inside=action.keep_inside
-                )
+        groups: list[tuple[range | list[int], list[int]]]
+        if action.fill is None and monochrome and len(self.luts()) > 1:
+            # Per-frame modality LUTs (enhanced objects): each frame its own stored fill.
+            groups = [([f], self._fill(action, f)) for f in indices]
         else:
-            if action.fill is not None:
-                fill = explicit_fill(action.fill, layout.samples, lo, hi)
-            else:
-                lut = self.lut(0) if layout.photometric.startswith("MONOCHROME") else None
-                fill = darkest_fill(
-                    self.ds, layout.photometric, samples=layout.samples, lo=lo, hi=hi, lut=lut
-                )
-            covered = paint(
-                self.editable(), indices, region, fill, keep_inside=action.keep_inside
-            )
+            groups = [(indices, self._fill(action, indices[0] if indices else 0))]
+        covered = False
+        for frames, fill in groups:
+            covered |= paint(self.editable(), frames, region, fill, keep_inside=action.keep_inside)
         if covered:
             self.touched = True
             self.masked_frames.update(indices)
             if action.clears_burned_in and action.frames is None:
                 self.burned_in_cleared = True
+
+    def _fill(self, action: MaskAction, frame: int) -> list[int]:
+        layout = self.layout
+        lo, hi = layout.stored_min, layout.stored_max
+        if action.fill_hu is not None:
+            return [self.lut(frame).nearest_stored(action.fill_hu)]
+        if action.fill is not None:
+            return explicit_fill(action.fill, layout.samples, lo, hi)
+        monochrome = layout.photometric in ("MONOCHROME1", "MONOCHROME2")
+        return default_fill(
+            self.ds,
+            layout.photometric,
+            samples=layout.samples,
+            lo=lo,
+            hi=hi,
+            lut=self.lut(frame) if monochrome else None,
+            window=self.display_window() if monochrome else None,
+        )
 
 
 def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:

@@ -7,8 +7,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dcmwatch.pixels import MaskAction, MaskOutsideImageError, UnsupportedPixelsError
+from dcmwatch.pixels.fill import default_fill, explicit_fill
 from dcmwatch.pixels.hu import ModalityLut
-from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+from dcmwatch.pixels.masks import paint, region_for
 
 from ._support import read
 
@@ -108,27 +109,33 @@ class TestFill:
         ("photometric", "samples", "expected"),
         [("MONOCHROME2", 1, [-2048]), ("MONOCHROME1", 1, [2047]), ("RGB", 3, [0, 0, 0])],
     )
-    def test_darkest(self, photometric: str, samples: int, expected: list[int]) -> None:
-        """Darkest: lowest stored (MONOCHROME2), highest (MONOCHROME1), black (RGB)."""
-        fill = darkest_fill(
-            Dataset(), photometric, samples=samples, lo=-2048, hi=2047, lut=None
+    def test_without_window(self, photometric: str, samples: int, expected: list[int]) -> None:
+        """No window, no HU: lowest stored (MONOCHROME2), highest (MONOCHROME1), black (RGB)."""
+        fill = default_fill(
+            Dataset(), photometric, samples=samples, lo=-2048, hi=2047, lut=None, window=None
         )
         assert fill == expected
 
-    def test_darkest_ybr_is_black(self) -> None:
+    def test_ybr_is_black(self) -> None:
         """YBR_FULL black is Y=0 with neutral chroma."""
-        assert darkest_fill(Dataset(), "YBR_FULL", samples=3, lo=0, hi=255, lut=None) == [
-            0, 128, 128]
+        assert default_fill(
+            Dataset(), "YBR_FULL", samples=3, lo=0, hi=255, lut=None, window=None
+        ) == [0, 128, 128]
 
-    def test_darkest_with_negative_slope(self) -> None:
+    def test_with_negative_slope(self) -> None:
         """With a negative slope the highest stored value has the lowest modality value."""
         lut = ModalityLut(0, 4095, slope=-1.0, intercept=0.0)
-        assert darkest_fill(Dataset(), "MONOCHROME2", samples=1, lo=0, hi=4095, lut=lut) == [4095]
+        fill = default_fill(
+            Dataset(), "MONOCHROME2", samples=1, lo=0, hi=4095, lut=lut, window=None
+        )
+        assert fill == [4095]
 
-    def test_darkest_palette_entry(self) -> None:
+    def test_palette_entry(self) -> None:
         """PALETTE COLOR: the index whose palette colour has the lowest luminance."""
         ds = read("examples_palette.dcm")
-        (index,) = darkest_fill(ds, "PALETTE COLOR", samples=1, lo=0, hi=255, lut=None)
+        (index,) = default_fill(
+            ds, "PALETTE COLOR", samples=1, lo=0, hi=255, lut=None, window=None
+        )
         from pydicom.pixels.processing import apply_color_lut
 
         rgb = apply_color_lut(np.arange(256, dtype=np.uint8), ds).astype(float)
