@@ -75,10 +75,12 @@ _STORED_VALUE_KEYWORDS = (
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A linear VOI window in modality units (PS3.3 C.11.2.1.2)."""
+    """A VOI window in modality units: LINEAR (PS3.3 C.11.2.1.2.1) or LINEAR_EXACT
+    (C.11.2.1.3.2)."""
 
     center: float
     width: float
+    exact: bool = False
 
     @property
     def lower(self) -> float:
@@ -88,9 +90,10 @@ class Window:
 
     @property
     def upper(self) -> float:
-        """Values above this render as the highest output under both functions (LINEAR's edge,
-        ``c - 0.5 + (w - 1) / 2``, lies one below it)."""
-        return self.center + self.width / 2
+        """Values above this render as the highest output."""
+        if self.exact:
+            return self.center + self.width / 2
+        return self.center - 0.5 + (self.width - 1) / 2
 
 
 def header_window(ds: Dataset) -> Window | None:
@@ -100,7 +103,8 @@ def header_window(ds: Dataset) -> Window | None:
     centers, widths = header.texts(ds, _WINDOW_CENTER), header.texts(ds, _WINDOW_WIDTH)
     if not centers or not widths:
         return None
-    if header.text(ds, _VOI_LUT_FUNCTION).upper() not in ("", "LINEAR", "LINEAR_EXACT"):
+    function = header.text(ds, _VOI_LUT_FUNCTION).upper()
+    if function not in ("", "LINEAR", "LINEAR_EXACT"):
         return None
     try:
         center, width = float(centers[0]), float(widths[0])
@@ -108,7 +112,7 @@ def header_window(ds: Dataset) -> Window | None:
         return None  # the header's claim is not a number: no window to honour
     if not (math.isfinite(center) and math.isfinite(width)) or width < 1:
         return None
-    return Window(center, width)
+    return Window(center, width, exact=function == "LINEAR_EXACT")
 
 
 def linear_window(values: npt.NDArray[Any], center: float, width: float) -> npt.NDArray[np.uint8]:

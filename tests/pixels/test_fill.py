@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from dcmwatch.pixels import PixelSettings, render_preview
@@ -120,9 +122,52 @@ class TestWindowed:
                        photometric="MONOCHROME1")
         ds.WindowCenter, ds.WindowWidth = "1000", "500"
         stored = _masked(ds).pixel_array
-        assert (stored[_inside((64, 64))] == 1251).all()
+        assert (stored[_inside((64, 64))] == 1250).all()  # LINEAR: above 1000 - 0.5 + 249.5
         shown = apply_voi_lut(stored.astype(np.float64), ds)
         assert (shown[_inside((64, 64))] == apply_voi_lut(np.array([4095.0]), ds)[0]).all()
+
+
+class TestWindowProperty:
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        bits=st.sampled_from([8, 12, 16]),
+        signed=st.booleans(),
+        slope=st.sampled_from([1.0, 0.5, 2.0, 3.7, -1.0, -0.25]),
+        intercept=st.integers(-3000, 3000),
+        center=st.integers(-5000, 5000),
+        width=st.integers(1, 6000),
+        inverted=st.booleans(),
+    )
+    def test_fill_is_the_windows_black_nearest_the_edge(
+        self, bits: int, signed: bool, slope: float, intercept: int, center: int, width: int,
+        inverted: bool,
+    ) -> None:
+        """A non-HU image with a window: when some stored value renders black under pydicom's
+        VOI LUT (the output of the lowest input for MONOCHROME2, of the highest for
+        MONOCHROME1), the fill renders black and lies within one stored step of the black value
+        nearest the window; otherwise it is the darkest stored value."""
+        lo = -(1 << (bits - 1)) if signed else 0
+        hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        dtype = np.dtype(f"{'i' if signed else 'u'}{2 if bits > 8 else 1}")
+        ds = synthetic(np.zeros((1, 64, 64, 1), dtype), bits_stored=bits, modality="MR",
+                       slope=slope, intercept=intercept,
+                       photometric="MONOCHROME1" if inverted else "MONOCHROME2")
+        ds.WindowCenter, ds.WindowWidth = str(center), str(width)
+        every = np.arange(lo, hi + 1)
+        values = apply_modality_lut(every, ds)
+        shown = apply_voi_lut(values, ds)
+        black_output = apply_voi_lut(np.array([1e12 if inverted else -1e12]), ds)[0]
+        black = shown == black_output
+        stored = decode(_masked(ds))[0, :, :, 0][_inside((64, 64))]
+        assert len(set(stored.tolist())) == 1
+        fill = int(stored[0])
+        if not black.any():
+            darkest = every[np.argmax(values)] if inverted else every[np.argmin(values)]
+            assert fill == darkest
+            return
+        nearest = values[black].min() if inverted else values[black].max()
+        assert black[fill - lo]
+        assert abs(values[fill - lo] - nearest) <= abs(slope)
 
 
 class TestPreview:
