@@ -19,10 +19,10 @@ from pydantic import ValidationError
 from dcmwatch import cli
 from dcmwatch import config as config_mod
 from dcmwatch.errors import ConfigError
-from dcmwatch.pixels import MaskOutsideImageError, PixelRule
+from dcmwatch.pixels import MaskOutsideImageError, PixelRule, PixelSettings, render_preview
 from tests.conftest import write_config
 
-from ._support import decode, roundtrip, rule, step_for, synthetic
+from ._support import decode, read, roundtrip, rule, step_for, synthetic
 
 #: Three rules; the third pins 64 x 64 and its second rectangle reaches column 70.
 RULES = """
@@ -135,6 +135,20 @@ class TestConfigLoad:
             '[[rules]]\nname = "f"\n[rules.match]\nRows = 9\n'
             '[[rules.actions]]\ntype = "mask"\nfile = "m.npy"\n'))
         assert "rules[0].actions[0].file: " in message and "Rows = [9]" in message
+
+
+class TestRunTime:
+    def test_preview_refuses_too(self) -> None:
+        """`dcmwatch preview` shows what the daemon would do: refuse, naming the shape."""
+        rules = [rule([{"type": "mask", "rects": [[0, 0, 8, 8]], "circles": [[120, 64, 10]]}])]
+        with pytest.raises(MaskOutsideImageError, match=r"circles\[0\]"):
+            render_preview(read("CT_small.dcm"), rules, PixelSettings())
+
+    def test_keep_inside_region_outside_is_refused(self) -> None:
+        """A field of view reaching past the image is refused like any other mask."""
+        step = step_for([rule([{"type": "mask", "circles": [[70, 64, 64]], "keep_inside": True}])])
+        with pytest.raises(MaskOutsideImageError):
+            step(read("CT_small.dcm"))
 
 
 #: Image sizes and rectangles overlapping them, reaching past them, or lying beyond them.
