@@ -37,15 +37,19 @@ from dcmwatch.testing import ct_series_bytes
 TARGET_MS = 0.5
 MAX_INFLATED = 1 << 31
 
-ACTIONS = [
-    {"type": "hu_threshold", "below": -500, "fill_hu": -1000},
-    {"type": "mask", "rects": [[0, 0, 100, 50]]},
-]
+
+def _actions(size: int) -> list[dict[str, object]]:
+    """The issue's rule; its 100 x 50 banner shrinks with a smaller slice (a mask must fit)."""
+    return [
+        {"type": "hu_threshold", "below": -500, "fill_hu": -1000},
+        {"type": "mask", "rects": [[0, 0, min(100, size), min(50, size)]]},
+    ]
 
 
-def _step(manufacturer: str) -> Callable[[Dataset], Dataset]:
+def _step(manufacturer: str, size: int) -> Callable[[Dataset], Dataset]:
     match = {"Modality": "CT", "Manufacturer": manufacturer}
-    rule = PixelRule.model_validate({"name": "bench", "match": match, "actions": ACTIONS})
+    data = {"name": "bench", "match": match, "actions": _actions(size)}
+    rule = PixelRule.model_validate(data)
     return make_pixel_step([rule], PixelSettings(), _uid_deriver(b"bench-key" * 4))
 
 
@@ -68,19 +72,20 @@ def _cpu(fn: Callable[[bytes], int], data: bytes) -> float:
     return time.process_time() - t0
 
 
-def _check_the_rule_works(files: list[bytes]) -> None:
+def _check_the_rule_works(files: list[bytes], size: int) -> None:
     """A benchmark of a rule that silently does nothing would measure nothing."""
-    ds = _step("*")(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
+    ds = _step("*", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
     if getattr(ds, RULES_ATTRIBUTE, ()) != ("bench",):
         raise SystemExit("bench_pixels: the benchmark rule did not match the synthetic CT")
-    untouched = _step("NOBODY")(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
+    untouched = _step("NOBODY", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
     if getattr(untouched, RULES_ATTRIBUTE, ()):
         raise SystemExit("bench_pixels: the non-matching rule matched")
 
 
-def measure(files: list[bytes], rounds: int) -> dict[str, float]:
+def measure(files: list[bytes], rounds: int, size: int) -> dict[str, float]:
     """Best round's mean ms per slice of each variant, and its difference to the floor."""
-    variants = {"floor": _floor, "rules": _with(_step("*")), "nomatch": _with(_step("NOBODY"))}
+    variants = {"floor": _floor, "rules": _with(_step("*", size)),
+                "nomatch": _with(_step("NOBODY", size))}
     for fn in variants.values():  # warm up: imports, caches, the allocator
         for data in files[:3]:
             fn(data)
@@ -116,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     # As in every worker (`dcmwatch.job.init_worker`): no reading validation.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     files = ct_series_bytes(max(args.files, 1), rows=args.size, columns=args.size)
-    _check_the_rule_works(files)
-    result = measure(files, max(args.rounds, 1))
+    _check_the_rule_works(files, args.size)
+    result = measure(files, max(args.rounds, 1), args.size)
     floor = result["floor"]
     print(f"{args.size}x{args.size} int16 CT, {len(files)} slices x {args.rounds} rounds, "
           "CPU ms per slice (best round)")

@@ -3,7 +3,8 @@
 ``make_pixel_step(rules, settings, derive_uid)`` builds the pure ``Dataset -> Dataset`` step the
 pipeline runs after de-identification; the models in `dcmwatch.pixels.settings` validate the
 ``[pixels]`` section and the ``[[rules]]`` tables at load. The work is split by concern:
-`rules` (matching), `hu` (modality LUT), `masks`, `window`, `codec` (decode and write-back),
+`rules` (matching), `hu` (modality LUT), `masks` and `geometry` (where a mask writes),
+`fill` (what it writes), `window`, `codec` (decode and write-back),
 `preview` (what the rules would do, for an operator). `streams` strips metadata from compressed
 Pixel Data on every output, whether a rule matched or not (`dcmwatch.pipeline` calls it last).
 """
@@ -11,6 +12,7 @@ Pixel Data on every output, whether a rule matched or not (`dcmwatch.pipeline` c
 from dcmwatch.pixels.errors import (
     BurnedInAnnotationError,
     MaskGeometryError,
+    MaskOutsideImageError,
     PixelDataTooLargeError,
     PixelDecodeError,
     UnsupportedPixelsError,
@@ -34,6 +36,7 @@ __all__ = [
     "HuThresholdAction",
     "MaskAction",
     "MaskGeometryError",
+    "MaskOutsideImageError",
     "PixelAction",
     "PixelDataTooLargeError",
     "PixelDecodeError",

@@ -12,6 +12,7 @@ from dcmwatch.errors import TransformError
 __all__ = [
     "BurnedInAnnotationError",
     "MaskGeometryError",
+    "MaskOutsideImageError",
     "PixelDataTooLargeError",
     "PixelDecodeError",
     "PixelStreamError",
@@ -32,6 +33,14 @@ class MaskGeometryError(TransformError):
     passing the image unmasked could leak burned-in text."""
 
     reason = "mask_geometry"
+
+
+class MaskOutsideImageError(TransformError):
+    """A mask shape lies wholly or partly outside the image it matched: the configured geometry
+    does not describe this image, so its burned-in text may be elsewhere. Never clipped and
+    passed; the rule needs a ``match`` on Rows/Columns, or shapes for this geometry."""
+
+    reason = "mask_outside_image"
 
 
 class PixelDataTooLargeError(TransformError):

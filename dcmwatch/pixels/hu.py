@@ -154,6 +154,35 @@ class ModalityLut:
         low_first = (self.slope >= 0) != inverted
         return self.lo if low_first else self.hi
 
+    def nearest_at_or_below(self, limit: float) -> int | None:
+        """The stored value whose modality value is the highest one ``<= limit`` (None when
+        every stored value lies above): the value just under a window's lower edge."""
+        if self.table is not None:
+            ok = self.table <= limit
+            if not ok.any():
+                return None
+            return self.lo + int(np.argmax(np.where(ok, self.table, -np.inf)))
+        return self._boundary(lambda s: self.value(s) <= limit, low_end=self.slope > 0)
+
+    def nearest_above(self, limit: float) -> int | None:
+        """The stored value whose modality value is the lowest one ``> limit`` (None when none
+        is): the value just over a window's upper edge."""
+        if self.table is not None:
+            ok = self.table > limit
+            if not ok.any():
+                return None
+            return self.lo + int(np.argmin(np.where(ok, self.table, np.inf)))
+        return self._boundary(lambda s: self.value(s) > limit, low_end=self.slope < 0)
+
+    def _boundary(self, pred: Callable[[int], bool], *, low_end: bool) -> int | None:
+        """The stored value where monotone ``pred`` stops holding, on its side: ``pred`` holds on
+        a prefix of ``[lo, hi]`` (``low_end``) or a suffix; None when it holds nowhere."""
+        if low_end:
+            end = _prefix_end(pred, self.lo, self.hi, None)
+            return end - 1 if end > self.lo else None
+        start = _suffix_start(pred, self.lo, self.hi, None)
+        return start + 1 if start < self.hi else None
+
     def _increasing(self, op: str) -> bool:
         """Whether ``pred`` holds for the low end of the stored range (True) or the high end."""
         return (self.slope > 0) == (op == "<")

@@ -1,9 +1,11 @@
-"""Mask geometry and fill values: where a mask writes and what it writes there.
+"""Where a mask writes, and the writing: regions resolved against one image, then painted.
 
 Rectangles are applied as array slices (no per-pixel work outside them); circles and polygons are
 rasterised into a boolean bitmap restricted to their bounding box; a mask ``file`` (loaded at
 config load) is that bitmap, and must have the image's exact geometry. All coordinates follow
-`MaskAction`: x = column, y = row, pixel index points, shapes clipped to the image.
+`MaskAction`: x = column, y = row, pixel index points. A shape reaching outside the image is
+refused (`dcmwatch.pixels.geometry`), never clipped: what the fill is lives in
+`dcmwatch.pixels.fill`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_color_lut
 
-from dcmwatch.pixels.errors import MaskGeometryError, UnsupportedPixelsError
-from dcmwatch.pixels.hu import ModalityLut
+from dcmwatch.pixels.errors import MaskGeometryError, MaskOutsideImageError, UnsupportedPixelsError
+from dcmwatch.pixels.geometry import first_outside
 from dcmwatch.pixels.settings import MaskAction
 
 __all__ = [
     "Region",
     "blend",
-    "darkest_fill",
-    "explicit_fill",
     "fill_where",
     "paint",
     "region_for",
@@ -41,7 +39,7 @@ class Region:
 
     rows: int
     columns: int
-    #: (row0, row1, col0, col1), half-open, clipped, non-empty.
+    #: (row0, row1, col0, col1), half-open, inside the image, non-empty.
     rects: tuple[tuple[int, int, int, int], ...]
     #: Union of circles and polygons, or None when the action has none.
     bitmap: npt.NDArray[np.bool_] | None
@@ -63,7 +61,17 @@ class Region:
 
 
 def region_for(action: MaskAction, rows: int, columns: int) -> Region:
-    """Resolve the action's shapes (pixels or fractions) against one image geometry."""
+    """Resolve the action's shapes (pixels or fractions) against one image geometry.
+
+    Raises `MaskOutsideImageError` when a shape reaches outside the image and
+    `MaskGeometryError` when the mask file has another size.
+    """
+    outside = first_outside(action, rows, columns)
+    if outside is not None:
+        raise MaskOutsideImageError(
+            f"the mask's {outside} lies partly or wholly outside the image "
+            f"({columns} columns x {rows} rows): its geometry does not describe this image"
+        )
     sx, sy = (float(columns), float(rows)) if action.fractions else (1.0, 1.0)
     sr = float(min(rows, columns)) if action.fractions else 1.0
     rects: list[tuple[int, int, int, int]] = []
@@ -72,9 +80,7 @@ def region_for(action: MaskAction, rows: int, columns: int) -> Region:
         c1 = math.ceil(round((x + w) * sx, _FRACTION_DECIMALS))
         r0 = math.floor(round(y * sy, _FRACTION_DECIMALS))
         r1 = math.ceil(round((y + h) * sy, _FRACTION_DECIMALS))
-        c0, c1 = max(c0, 0), min(c1, columns)
-        r0, r1 = max(r0, 0), min(r1, rows)
-        if c0 < c1 and r0 < r1:
+        if c0 < c1 and r0 < r1:  # a sliver of a fraction may round to no pixel
             rects.append((r0, r1, c0, c1))
     bitmap: npt.NDArray[np.bool_] | None = None
     if action.file is not None:
@@ -131,50 +137,6 @@ def _draw_polygon(bitmap: npt.NDArray[np.bool_], vertices: list[tuple[float, flo
         x_at = x1 + (yy - y1) * (x2 - x1) / (y2 - y1)
         inside ^= crosses & (xx < x_at)
     bitmap[r0:r1, c0:c1] |= inside
-
-
-def explicit_fill(value: int | tuple[int, ...], samples: int, lo: int, hi: int) -> list[int]:
-    """A configured stored fill, one value per sample, clipped into the stored range."""
-    values = [value] if isinstance(value, int) else list(value)
-    if len(values) == 1:
-        values = values * samples
-    if len(values) != samples:
-        raise UnsupportedPixelsError("the mask 'fill' has not one value per sample of the image")
-    return [min(max(v, lo), hi) for v in values]
-
-
-def darkest_fill(
-    ds: Dataset, photometric: str, *, samples: int, lo: int, hi: int, lut: ModalityLut | None
-) -> list[int]:
-    """The stored value(s) displayed darkest, per (0028,0004) *Photometric Interpretation*."""
-    if photometric in ("MONOCHROME1", "MONOCHROME2"):
-        inverted = photometric == "MONOCHROME1"
-        if lut is not None:
-            return [lut.darkest_stored(inverted=inverted)]
-        return [hi if inverted else lo]
-    if photometric == "RGB":
-        return [0] * samples
-    if photometric == "YBR_FULL":
-        mid = (hi + 1) // 2
-        return [0, mid, mid]
-    if photometric == "PALETTE COLOR":
-        return [_darkest_palette_index(ds, lo, hi)]
-    raise UnsupportedPixelsError("a mask matched an image of an unsupported photometric type")
-
-
-def _darkest_palette_index(ds: Dataset, lo: int, hi: int) -> int:
-    """The index of lowest luminance (Rec. 601 weights) in the (0028,1201..1203) palette."""
-    if hi - lo + 1 > 1 << 16:
-        raise UnsupportedPixelsError("a palette colour image of more than 16 bits")
-    indices = np.arange(lo, hi + 1, dtype=np.int32 if lo < 0 else np.uint16)
-    try:
-        rgb = np.asarray(apply_color_lut(indices, ds), dtype=np.float64)
-    except Exception as exc:  # pydicom's message may quote values
-        raise UnsupportedPixelsError(
-            f"the palette colour lookup table cannot be used ({type(exc).__name__})"
-        ) from None
-    luminance = rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114
-    return lo + int(np.argmin(luminance))
 
 
 def paint(

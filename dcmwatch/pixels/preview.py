@@ -25,7 +25,7 @@ from dcmwatch.pixels.masks import region_for
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import MaskAction, PixelRule, PixelSettings, WindowAction
 from dcmwatch.pixels.step import apply_actions
-from dcmwatch.pixels.window import linear_window
+from dcmwatch.pixels.window import header_window, linear_window
 
 __all__ = ["OUTLINE_RGB", "Box", "draw_boxes", "render_preview"]
 
@@ -73,11 +73,15 @@ def render_preview(
     pixels = codec.open_pixels(work, layout, codec.transfer_syntax(work))
     windows = [a for a in actions if isinstance(a, WindowAction) and a.mode == "tags"]
     window = windows[-1] if windows else None
-    rgb = _to_rgb(work, pixels.layout, pixels.array, frame - 1, window)
-    for action in actions:
-        if isinstance(action, MaskAction) and (action.frames is None or frame in action.frames):
-            region = region_for(action, layout.rows, layout.columns).as_bitmap()
-            rgb[_outline(region)] = OUTLINE_RGB
+    regions = [
+        region_for(action, layout.rows, layout.columns).as_bitmap()
+        for action in actions
+        if isinstance(action, MaskAction) and (action.frames is None or frame in action.frames)
+    ]
+    masked = np.logical_or.reduce(regions) if regions else None
+    rgb = _to_rgb(work, pixels.layout, pixels.array, frame - 1, window, masked)
+    for region in regions:
+        rgb[_outline(region)] = OUTLINE_RGB
     draw_boxes(rgb, boxes)
     return rgb
 
@@ -103,18 +107,23 @@ def _to_rgb(
     frames: npt.NDArray[Any],
     index: int,
     window: WindowAction | None,
+    masked: npt.NDArray[np.bool_] | None,
 ) -> npt.NDArray[np.uint8]:
     frame = frames[index]
     if layout.photometric in ("MONOCHROME1", "MONOCHROME2"):
         luts = modality_luts(ds, layout.frames, layout.stored_min, layout.stored_max)
         lut = luts[index] if len(luts) > 1 else luts[0]
         values = lut.apply(frame[..., 0])
+        own = header_window(ds)
         if window is not None:
             center, width = window.center, window.width
-        elif "WindowCenter" in ds and "WindowWidth" in ds:
-            center, width = _first(ds.WindowCenter), max(_first(ds.WindowWidth), 1.0)
+        elif own is not None:
+            center, width = own.center, own.width
         else:
-            low, high = float(values.min()), float(values.max())
+            # The full range of what the image shows, masked pixels left out: a fill at the end
+            # of the stored range must not squeeze the rest of the image into a few grey levels.
+            shown = values if masked is None or masked.all() else values[~masked]
+            low, high = float(shown.min()), float(shown.max())
             center, width = (low + high) / 2 + 0.5, max(high - low + 1, 1.0)
         gray = linear_window(values, center, width)
         if layout.photometric == "MONOCHROME1":
@@ -128,12 +137,6 @@ def _to_rgb(
     if layout.photometric == "YBR_FULL":
         data = convert_color_space(frame, "YBR_FULL", "RGB")
     return np.asarray(np.right_shift(data, shift), dtype=np.uint8).copy()
-
-
-def _first(value: Any) -> float:
-    if isinstance(value, str | int | float):
-        return float(value)
-    return float(next(iter(value)))
 
 
 def _outline(region: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:

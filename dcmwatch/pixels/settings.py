@@ -29,13 +29,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from dcmwatch.pixels.geometry import first_outside
 from dcmwatch.pixels.maskfile import load_mask_file, pack, unpack
 
 __all__ = [
@@ -145,12 +148,17 @@ class MaskAction(_Frozen):
     ``[x, y, width, height]``, ``circles`` ``[cx, cy, radius]``, ``polygons`` lists of ``[x, y]``
     vertices (a pixel is inside when its index point is, even-odd rule). With ``fractions = true``
     every coordinate is a fraction of the image (x of Columns, y of Rows, a radius of the smaller
-    side), rounded outwards for rectangles. Shapes reaching past the image are clipped to it.
+    side), rounded outwards for rectangles.
+
+    **Inside the image, or refused.** Every shape must lie within ``0..Columns`` x ``0..Rows``
+    (`dcmwatch.pixels.geometry`): a shape that does not fit means the configured geometry does
+    not describe the device's image, so the text may be elsewhere. Where the rule's ``match``
+    pins ``Rows``/``Columns`` a shape that cannot fit is a configuration error; otherwise the
+    image is quarantined (reason ``mask_outside_image``), never clipped and passed.
 
     The fill: ``fill`` is a stored value (one for all samples, or one per sample), ``fill_hu`` a
-    HU value (CT rules only), by default the darkest value the image can show: the lowest stored
-    value (MONOCHROME2), the highest (MONOCHROME1), black (RGB; Y=0, Cb=Cr=mid-range for
-    YBR_FULL), the palette entry of lowest luminance (PALETTE COLOR).
+    HU value (CT rules only), by default what renders black in the image's own display
+    (`dcmwatch.pixels.fill`): -1000 HU (air) for HU images, else black under the image's window.
 
     ``file`` names a ``.npy`` or ``.png`` mask of exactly the image's size (nonzero / white =
     mask), relative to the config file's folder; it is read and checked once, at load, and its
@@ -370,9 +378,8 @@ class PixelRule(_Frozen):
                     "(after it the pixels no longer hold modality values)"
                 )
         match = info.data.get("match")
-        for i, action in enumerate(v):
-            if isinstance(action, MaskAction) and action.file is not None and match is not None:
-                _check_geometry(i, action.file, match)
+        if match is not None:
+            _check_geometry(v, match)
         hu_actions = [i for i, a in enumerate(v) if uses_hu(a)]
         if hu_actions and match is not None and not _matches_only_ct(match):
             first = hu_actions[0]
@@ -383,19 +390,75 @@ class PixelRule(_Frozen):
         return v
 
 
-def _check_geometry(index: int, mask: MaskFile, match: dict[str, MatchValue]) -> None:
-    """Refuse a rule whose ``match`` only admits images of another size than its mask file."""
-    for keyword, size in (("Rows", mask.rows), ("Columns", mask.columns)):
-        value = match.get(keyword)
-        if value is None:
+def _check_geometry(actions: tuple[PixelAction, ...], match: dict[str, MatchValue]) -> None:
+    """Refuse mask shapes and files that cannot fit the images ``match`` admits.
+
+    Raised as a `ValidationError` whose locations name each offending shape
+    (``actions[0].rects[1]``), so the config loader reports ``rules[i].actions[0].rects[1]``.
+    """
+    rows, columns = _pinned(match, "Rows"), _pinned(match, "Columns")
+    errors: list[InitErrorDetails] = []
+    for i, action in enumerate(actions):
+        if not isinstance(action, MaskAction):
             continue
-        values = value if isinstance(value, tuple) else (value,)
-        numbers = [x for x in values if isinstance(x, int | float)]
-        if len(numbers) == len(values) and size not in numbers:
-            raise ValueError(
-                f"actions[{index}]: the mask file is {mask.rows} x {mask.columns} "
-                f"(rows x columns) but the rule matches only {keyword} = {list(values)}"
-            )
+        file = action.file
+        if file is not None:
+            for keyword, extent, pinned in (("Rows", file.rows, rows),
+                                            ("Columns", file.columns, columns)):
+                if pinned is not None and extent not in pinned:
+                    errors.append(_error((i, "file"), (
+                        f"the mask file is {file.rows} x {file.columns} (rows x columns) but "
+                        f"the rule matches only {keyword} = {list(pinned)}")))
+                    break
+        seen: set[str] = set()
+        for r in rows or (None,):
+            for c in columns or (None,):
+                key = first_outside(action, r, c)
+                if key is None or key in seen:
+                    continue
+                seen.add(key)
+                errors.append(_error((i, *_key_loc(key)), _outside_message(r, c)))
+    if errors:
+        raise ValidationError.from_exception_data("PixelRule", errors)
+
+
+def _outside_message(rows: int | None, columns: int | None) -> str:
+    spans = "(an image spans 0..Columns x 0..Rows)"
+    if rows is None and columns is None:
+        return f"reaches below 0, outside every image {spans}"
+    known = " x ".join(f"{name} {value}" for name, value in (("Columns", columns), ("Rows", rows))
+                       if value is not None)
+    return (f"lies partly or wholly outside an image of {known}, which the rule's match admits "
+            f"{spans}: a mask that does not fit means its geometry does not describe the image")
+
+
+def _pinned(match: dict[str, MatchValue], keyword: str) -> tuple[int, ...] | None:
+    """The sizes a ``Rows``/``Columns`` match admits, or None when it is absent or a pattern."""
+    value = match.get(keyword)
+    if value is None:
+        return None
+    sizes: list[int] = []
+    for x in value if isinstance(value, tuple) else (value,):
+        if isinstance(x, str) and not x.strip().isdigit():
+            return None  # a glob or something else: any size may match
+        number = float(x)
+        if number.is_integer():  # 512.5 never matches a US value
+            sizes.append(int(number))
+    return tuple(sizes)
+
+
+def _key_loc(key: str) -> tuple[str, int]:
+    """``"rects[1]"`` as a pydantic location ``("rects", 1)``."""
+    name, index = key.rstrip("]").split("[")
+    return name, int(index)
+
+
+def _error(loc: tuple[int | str, ...], message: str) -> InitErrorDetails:
+    return InitErrorDetails(
+        type=PydanticCustomError("mask_outside_image", message),
+        loc=loc,
+        input=None,
+    )
 
 
 def _matches_only_ct(match: dict[str, MatchValue]) -> bool:

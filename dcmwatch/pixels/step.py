@@ -28,9 +28,14 @@ rule as applied. Float pixel data, which no action can edit exactly, is refused 
 frame (no ``frames`` restriction) and has ``clears_burned_in`` (the default) sets (0028,0301)
 *Burned In Annotation* to ``NO``. dcmwatch cannot see text; the operator who wrote a mask for a
 device's annotation area asserts it is gone, and downstream systems that refuse ``YES`` images
-should then accept the result. A frame-restricted mask, or one lying wholly outside the image,
-leaves the attribute as it was. Only an explicit ``YES`` triggers the
-``burned_in_annotation`` policy; an absent attribute does not.
+should then accept the result. A frame-restricted mask leaves the attribute as it was. Only an
+explicit ``YES`` triggers the ``burned_in_annotation`` policy; an absent attribute does not.
+
+**require-mask needs pixels covered.** Under ``burned_in_annotation = "require-mask"`` a ``YES``
+image passes only when the masks of its matching rules covered at least one pixel of every frame
+(together). A matching mask that covers nothing (a circle between index points, a ``keep_inside``
+region holding the whole image, a dataset without pixels) or only some frames does not count.
+A mask shape outside the image is refused before that (`dcmwatch.pixels.geometry`).
 """
 
 from __future__ import annotations
@@ -45,15 +50,9 @@ from pydicom.tag import Tag
 from dcmwatch.pixels import codec, header
 from dcmwatch.pixels.codec import PixelLayout, Pixels
 from dcmwatch.pixels.errors import BurnedInAnnotationError, UnsupportedPixelsError
+from dcmwatch.pixels.fill import default_fill, explicit_fill
 from dcmwatch.pixels.hu import ModalityLut, modality_luts
-from dcmwatch.pixels.masks import (
-    blend,
-    darkest_fill,
-    explicit_fill,
-    fill_where,
-    paint,
-    region_for,
-)
+from dcmwatch.pixels.masks import blend, fill_where, paint, region_for
 from dcmwatch.pixels.rules import matching_rules
 from dcmwatch.pixels.settings import (
     HuClipAction,
@@ -65,7 +64,13 @@ from dcmwatch.pixels.settings import (
     WindowAction,
     changes_pixels,
 )
-from dcmwatch.pixels.window import as_secondary_capture, bake, set_window_tags
+from dcmwatch.pixels.window import (
+    Window,
+    as_secondary_capture,
+    bake,
+    header_window,
+    set_window_tags,
+)
 
 __all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
 
@@ -96,22 +101,25 @@ def make_pixel_step(
                 "(0028,0301) Burned In Annotation is YES and the policy is 'reject'"
             )
         matched = matching_rules(frozen_rules, ds, all_matching=settings.all_matching_rules)
-        if (
-            burned_in
-            and settings.burned_in_annotation == "require-mask"
-            and not any(isinstance(a, MaskAction) for r in matched for a in r.actions)
-        ):
+        require_mask = burned_in and settings.burned_in_annotation == "require-mask"
+        if require_mask and not any(isinstance(a, MaskAction) for r in matched for a in r.actions):
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and no matching rule has a mask "
                 "(policy 'require-mask')"
             )
         codec.to_little_endian(ds, settings.max_pixel_bytes)
-        if not matched or not any(tag in ds for tag in _ANY_PIXEL_DATA):
-            return ds  # a report, a plan, a waveform: no pixels, nothing for a rule to do
-        actions = tuple(a for rule in matched for a in rule.actions)
-        apply_actions(ds, actions, settings=settings, derive_uid=derive_uid)
-        setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
-        return ds
+        has_pixels = any(tag in ds for tag in _ANY_PIXEL_DATA)
+        state = None
+        if matched and has_pixels:
+            actions = tuple(a for rule in matched for a in rule.actions)
+            state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
+            setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
+        if require_mask and (state is None or not state.every_frame_masked):
+            raise BurnedInAnnotationError(
+                "(0028,0301) Burned In Annotation is YES and no mask of a matching rule "
+                "covered a pixel of every frame (policy 'require-mask')"
+            )
+        return ds  # without pixels (a report, a plan, a waveform) there is nothing to do
 
     return pixel_step
 
@@ -128,27 +136,43 @@ def apply_actions(
     Nothing in ``ds`` changes until every action succeeded, except for ``tags`` windows: pixels
     are edited on a copy (or a decoded array) and written back at the end.
     """
+    state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
+    return state is not None and state.touched
+
+
+def _apply(
+    ds: Dataset,
+    actions: Sequence[PixelAction],
+    *,
+    settings: PixelSettings,
+    derive_uid: Callable[[str], str],
+) -> _State | None:
+    """`apply_actions`, returning what the actions did (None when no action edits pixels)."""
     if not any(changes_pixels(a) for a in actions):
         for action in actions:
             if isinstance(action, WindowAction):
                 set_window_tags(ds, action)
-        return False
+        return None
     original = codec.read_layout(ds)
     codec.check_size(original, settings.max_pixel_bytes)
     tsyntax = codec.transfer_syntax(ds)
     pixels = codec.open_pixels(ds, original, tsyntax)
-    state = _State(ds, pixels)
+    windows = [a for a in actions if isinstance(a, WindowAction)]
+    # The fill renders black under the window the output is shown with: the rules' last one
+    # (a tags window is written, a bake applied), else the image's own.
+    display = Window(windows[-1].center, windows[-1].width) if windows else None
+    state = _State(ds, pixels, display)
     for action in _run(state, actions):
         set_window_tags(ds, action)
     if not state.touched:
-        return False
+        return state
     codec.write_back(ds, state.pixels, original, tsyntax)
     _mark_derived(ds, derive_uid)
     if state.baked:
         as_secondary_capture(ds, state.layout.frames)
     if state.burned_in_cleared:
         ds.BurnedInAnnotation = "NO"
-    return True
+    return state
 
 
 def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
@@ -175,13 +199,28 @@ def _run(state: _State, actions: Sequence[PixelAction]) -> list[WindowAction]:
 class _State:
     """The pixels being edited and what the actions did to them so far."""
 
-    def __init__(self, ds: Dataset, pixels: Pixels) -> None:
+    def __init__(self, ds: Dataset, pixels: Pixels, display: Window | None) -> None:
         self.ds = ds
         self.pixels = pixels
         self.touched = False
         self.baked = False
         self.burned_in_cleared = False
+        #: 0-based frames in which a mask covered at least one pixel.
+        self.masked_frames: set[int] = set()
         self._luts: tuple[ModalityLut, ...] | None = None
+        self._display = display
+        self._display_read = display is not None
+
+    @property
+    def every_frame_masked(self) -> bool:
+        return len(self.masked_frames) == self.layout.frames
+
+    def display_window(self) -> Window | None:
+        """The window the output is shown with, read from the header on first need."""
+        if not self._display_read:
+            self._display = header_window(self.ds)
+            self._display_read = True
+        return self._display
 
     @property
     def layout(self) -> PixelLayout:
@@ -254,30 +293,41 @@ class _State:
         layout = self.layout
         region = region_for(action, layout.rows, layout.columns)
         indices = self.frame_indices(action.frames)
-        lo, hi = layout.stored_min, layout.stored_max
+        monochrome = layout.photometric in ("MONOCHROME1", "MONOCHROME2")
         if action.fill_hu is not None:
             self._require_hu_image()
-            covered = False
-            for f in indices:
-                fill = [self.lut(f).nearest_stored(action.fill_hu)]
-                covered |= paint(
-                    self.editable(), [f], region, fill, keep_inside=action.keep_inside
-                )
+        groups: list[tuple[range | list[int], list[int]]]
+        if action.fill is None and monochrome and len(self.luts()) > 1:
+            # Per-frame modality LUTs (enhanced objects): each frame its own stored fill.
+            groups = [([f], self._fill(action, f)) for f in indices]
         else:
-            if action.fill is not None:
-                fill = explicit_fill(action.fill, layout.samples, lo, hi)
-            else:
-                lut = self.lut(0) if layout.photometric.startswith("MONOCHROME") else None
-                fill = darkest_fill(
-                    self.ds, layout.photometric, samples=layout.samples, lo=lo, hi=hi, lut=lut
-                )
-            covered = paint(
-                self.editable(), indices, region, fill, keep_inside=action.keep_inside
-            )
+            groups = [(indices, self._fill(action, indices[0] if indices else 0))]
+        covered = False
+        for frames, fill in groups:
+            covered |= paint(self.editable(), frames, region, fill, keep_inside=action.keep_inside)
         if covered:
             self.touched = True
+            self.masked_frames.update(indices)
             if action.clears_burned_in and action.frames is None:
                 self.burned_in_cleared = True
+
+    def _fill(self, action: MaskAction, frame: int) -> list[int]:
+        layout = self.layout
+        lo, hi = layout.stored_min, layout.stored_max
+        if action.fill_hu is not None:
+            return [self.lut(frame).nearest_stored(action.fill_hu)]
+        if action.fill is not None:
+            return explicit_fill(action.fill, layout.samples, lo, hi)
+        monochrome = layout.photometric in ("MONOCHROME1", "MONOCHROME2")
+        return default_fill(
+            self.ds,
+            layout.photometric,
+            samples=layout.samples,
+            lo=lo,
+            hi=hi,
+            lut=self.lut(frame) if monochrome else None,
+            window=self.display_window() if monochrome else None,
+        )
 
 
 def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:

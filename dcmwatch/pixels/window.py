@@ -26,23 +26,35 @@ SOP Instance UID comes from the de-identifier's UID map like every changed image
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 from pydicom.uid import (
     MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
     SecondaryCaptureImageStorage,
 )
 
+from dcmwatch.pixels import header
 from dcmwatch.pixels.codec import Pixels
 from dcmwatch.pixels.errors import UnsupportedPixelsError
 from dcmwatch.pixels.hu import ModalityLut
 from dcmwatch.pixels.settings import WindowAction
 
-__all__ = ["as_secondary_capture", "bake", "linear_window", "set_window_tags"]
+__all__ = [
+    "Window",
+    "as_secondary_capture",
+    "bake",
+    "header_window",
+    "linear_window",
+    "set_window_tags",
+]
+
+_WINDOW_CENTER, _WINDOW_WIDTH, _VOI_LUT_FUNCTION = Tag(0x00281050), Tag(0x00281051), Tag(0x00281056)
 
 _VOI_KEYWORDS = (
     "VOILUTSequence",
@@ -59,6 +71,48 @@ _STORED_VALUE_KEYWORDS = (
     "LargestPixelValueInSeries",
     "RealWorldValueMappingSequence",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A VOI window in modality units: LINEAR (PS3.3 C.11.2.1.2.1) or LINEAR_EXACT
+    (C.11.2.1.3.2)."""
+
+    center: float
+    width: float
+    exact: bool = False
+
+    @property
+    def lower(self) -> float:
+        """Values at or below this render as the lowest output, under LINEAR and LINEAR_EXACT
+        alike (``c - 0.5 - (w - 1) / 2`` and ``c - w / 2`` are the same number)."""
+        return self.center - self.width / 2
+
+    @property
+    def upper(self) -> float:
+        """Values above this render as the highest output."""
+        if self.exact:
+            return self.center + self.width / 2
+        return self.center - 0.5 + (self.width - 1) / 2
+
+
+def header_window(ds: Dataset) -> Window | None:
+    """The first (0028,1050) *Window Center* / (0028,1051) *Window Width* pair, as a viewer
+    shows the image first; None when absent, unusable, or (0028,1056) *VOI LUT Function* is
+    SIGMOID (under which no value renders exactly black)."""
+    centers, widths = header.texts(ds, _WINDOW_CENTER), header.texts(ds, _WINDOW_WIDTH)
+    if not centers or not widths:
+        return None
+    function = header.text(ds, _VOI_LUT_FUNCTION).upper()
+    if function not in ("", "LINEAR", "LINEAR_EXACT"):
+        return None
+    try:
+        center, width = float(centers[0]), float(widths[0])
+    except ValueError:
+        return None  # the header's claim is not a number: no window to honour
+    if not (math.isfinite(center) and math.isfinite(width)) or width < 1:
+        return None
+    return Window(center, width, exact=function == "LINEAR_EXACT")
 
 
 def linear_window(values: npt.NDArray[Any], center: float, width: float) -> npt.NDArray[np.uint8]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dcmwatch.errors import TransformError
-from dcmwatch.pixels import PixelSettings
+from dcmwatch.pixels import MaskOutsideImageError, PixelSettings
 
 from ._support import read, rule, step_for
 from .test_step import FORMATS, QUARANTINED
@@ -39,11 +39,22 @@ EVERYTHING = rule([
 ])
 
 
+#: EVERYTHING's shapes reach column and row 9: smaller images are refused, not clipped.
+EXTENT = 9
+
+
 @pytest.mark.parametrize("name", sorted(set(FORMATS + QUARANTINED + EXTRA)))
 def test_comes_out_or_is_quarantined(name: str) -> None:
-    """The step returns a dataset or raises TransformError: never another exception."""
+    """The step returns a dataset or raises TransformError: never another exception. An image
+    too small for the rule's shapes is refused as such."""
     step = step_for([EVERYTHING], PixelSettings(burned_in_annotation="require-mask"))
+    ds = read(name)
+    too_small = min(int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)) < EXTENT
     try:
-        step(read(name))
+        step(ds)
+    except MaskOutsideImageError:
+        assert too_small and name not in QUARANTINED
     except TransformError:
         assert name in QUARANTINED
+    else:
+        assert not too_small

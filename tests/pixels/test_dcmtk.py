@@ -35,7 +35,7 @@ RENDERABLE = [
 ]
 PARSE_ONLY = ["MR_small_jp2klossless.dcm", "examples_jpeg2k.dcm"]
 
-STEP = step_for([rule([{"type": "mask", "rects": [[1, 1, 3, 2]], "fill": 1}])])
+STEP = step_for([rule([{"type": "mask", "rects": [[1, 1, 2, 2]], "fill": 1}])])
 
 
 def _write(name: str, folder: Path) -> Path:

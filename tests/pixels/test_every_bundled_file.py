@@ -25,7 +25,7 @@ NAMES = sorted(p.name for p in FOLDER.iterdir() if p.is_file()) if FOLDER else [
 #: Quarantine reasons an input may legitimately get (dcmwatch.errors, dcmwatch.pixels.errors).
 REASONS = {"empty", "not_dicom", "truncated", "too_large", "not_regular_file", "transform",
            "burned_in_annotation", "pixel_data_too_large", "pixel_decode", "pixel_unsupported",
-           "mask_geometry",
+           "mask_geometry", "mask_outside_image",
            # the core's own pixel checks (limits.verify_compressed, declared vs actual length)
            "pixel_data"}
 

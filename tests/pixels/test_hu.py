@@ -60,6 +60,22 @@ class TestLinearSelect:
         inside = (before >= low) & (before <= high)
         assert np.array_equal(work[inside], stored[inside])
 
+    @settings(max_examples=200, deadline=None)
+    @given(slope=slopes, intercept=intercepts, limit=limits)
+    def test_window_edges_against_float_reference(
+        self, slope: float, intercept: float, limit: float
+    ) -> None:
+        """The stored value with the highest value <= limit, and with the lowest value > limit,
+        equal a float64 search over every stored value (None when there is none)."""
+        stored = np.arange(-2048, 2048)
+        values = stored * slope + intercept
+        lut = ModalityLut(-2048, 2047, slope=slope, intercept=intercept)
+        below, above = values <= limit, values > limit
+        expected_below = stored[below][np.argmax(values[below])] if below.any() else None
+        expected_above = stored[above][np.argmin(values[above])] if above.any() else None
+        assert lut.nearest_at_or_below(limit) == expected_below
+        assert lut.nearest_above(limit) == expected_above
+
 
 class TestModalityLuts:
     def test_rescale_attributes(self) -> None:
@@ -89,6 +105,8 @@ class TestModalityLuts:
         assert lut.apply(stored).tolist() == [100] * 3 + [200, 300] + [400] * 11
         assert lut.select(stored, "<", 250).tolist() == [True] * 4 + [False] * 12
         assert lut.nearest_stored(290) == 4
+        assert (lut.nearest_at_or_below(250), lut.nearest_above(250)) == (3, 4)
+        assert (lut.nearest_at_or_below(99), lut.nearest_above(400)) == (None, None)
 
     def test_per_frame_functional_groups(self) -> None:
         """Enhanced images may rescale each frame differently."""

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from dcmwatch.pixels import MaskAction, UnsupportedPixelsError
+from dcmwatch.pixels import MaskAction, MaskOutsideImageError, UnsupportedPixelsError
+from dcmwatch.pixels.fill import default_fill, explicit_fill
 from dcmwatch.pixels.hu import ModalityLut
-from dcmwatch.pixels.masks import darkest_fill, explicit_fill, paint, region_for
+from dcmwatch.pixels.masks import paint, region_for
 
 from ._support import read
 
@@ -18,14 +19,43 @@ def _mask(**kw: object) -> MaskAction:
 
 
 class TestRegion:
-    def test_rect_pixels_and_clipping(self) -> None:
-        """x is the column, y the row; a rectangle reaching past the image is clipped."""
-        region = region_for(_mask(rects=[[2, 1, 3, 2], [8, 8, 100, 100]]), 10, 10)
+    def test_rect_pixels(self) -> None:
+        """x is the column, y the row; a rectangle reaching the far edge exactly is inside."""
+        region = region_for(_mask(rects=[[2, 1, 3, 2], [8, 8, 2, 2]]), 10, 10)
         assert region.rects == ((1, 3, 2, 5), (8, 10, 8, 10))
 
-    def test_rect_outside_the_image_is_empty(self) -> None:
-        """A rectangle wholly outside covers nothing."""
-        assert region_for(_mask(rects=[[20, 20, 5, 5]]), 10, 10).empty
+    @pytest.mark.parametrize(
+        ("shapes", "key"),
+        [
+            ({"rects": [[1, 1, 2, 2], [8, 8, 100, 100]]}, "rects[1]"),  # partly outside
+            ({"rects": [[20, 20, 5, 5]]}, "rects[0]"),  # wholly outside
+            ({"rects": [[0, 0, 11, 1]]}, "rects[0]"),  # one column too wide
+            ({"circles": [[5, 5, 6]]}, "circles[0]"),
+            ({"circles": [[9.5, 5, 1]]}, "circles[0]"),
+            ({"polygons": [[[0, 0], [10.5, 0], [0, 3]]]}, "polygons[0]"),
+            ({"fractions": True, "circles": [[0.5, 0.5, 0.6]]}, "circles[0]"),
+        ],
+    )
+    def test_shape_outside_the_image_is_refused(self, shapes: dict[str, object], key: str) -> None:
+        """A shape reaching past 0..Columns x 0..Rows raises, naming the shape; never clipped."""
+        with pytest.raises(MaskOutsideImageError) as info:
+            region_for(_mask(**shapes), 10, 10)
+        assert info.value.reason == "mask_outside_image"
+        assert key in str(info.value)
+
+    @pytest.mark.parametrize(
+        "shapes",
+        [
+            {"rects": [[0, 0, 10, 10]]},
+            {"circles": [[5, 5, 5]]},
+            {"polygons": [[[0, 0], [10, 0], [10, 10], [0, 10]]]},
+            {"fractions": True, "circles": [[0.5, 0.5, 0.5]]},
+            {"fractions": True, "rects": [[0, 0, 1, 1]]},
+        ],
+    )
+    def test_shapes_touching_the_edges_are_inside(self, shapes: dict[str, object]) -> None:
+        """The whole image as a rectangle, polygon or inscribed circle is accepted."""
+        assert not region_for(_mask(**shapes), 10, 10).empty
 
     def test_fractions_round_outwards(self) -> None:
         """0.1 of 100 columns is column 10 exactly; partial pixels are covered."""
@@ -79,27 +109,33 @@ class TestFill:
         ("photometric", "samples", "expected"),
         [("MONOCHROME2", 1, [-2048]), ("MONOCHROME1", 1, [2047]), ("RGB", 3, [0, 0, 0])],
     )
-    def test_darkest(self, photometric: str, samples: int, expected: list[int]) -> None:
-        """Darkest: lowest stored (MONOCHROME2), highest (MONOCHROME1), black (RGB)."""
-        fill = darkest_fill(
-            Dataset(), photometric, samples=samples, lo=-2048, hi=2047, lut=None
+    def test_without_window(self, photometric: str, samples: int, expected: list[int]) -> None:
+        """No window, no HU: lowest stored (MONOCHROME2), highest (MONOCHROME1), black (RGB)."""
+        fill = default_fill(
+            Dataset(), photometric, samples=samples, lo=-2048, hi=2047, lut=None, window=None
         )
         assert fill == expected
 
-    def test_darkest_ybr_is_black(self) -> None:
+    def test_ybr_is_black(self) -> None:
         """YBR_FULL black is Y=0 with neutral chroma."""
-        assert darkest_fill(Dataset(), "YBR_FULL", samples=3, lo=0, hi=255, lut=None) == [
-            0, 128, 128]
+        assert default_fill(
+            Dataset(), "YBR_FULL", samples=3, lo=0, hi=255, lut=None, window=None
+        ) == [0, 128, 128]
 
-    def test_darkest_with_negative_slope(self) -> None:
+    def test_with_negative_slope(self) -> None:
         """With a negative slope the highest stored value has the lowest modality value."""
         lut = ModalityLut(0, 4095, slope=-1.0, intercept=0.0)
-        assert darkest_fill(Dataset(), "MONOCHROME2", samples=1, lo=0, hi=4095, lut=lut) == [4095]
+        fill = default_fill(
+            Dataset(), "MONOCHROME2", samples=1, lo=0, hi=4095, lut=lut, window=None
+        )
+        assert fill == [4095]
 
-    def test_darkest_palette_entry(self) -> None:
+    def test_palette_entry(self) -> None:
         """PALETTE COLOR: the index whose palette colour has the lowest luminance."""
         ds = read("examples_palette.dcm")
-        (index,) = darkest_fill(ds, "PALETTE COLOR", samples=1, lo=0, hi=255, lut=None)
+        (index,) = default_fill(
+            ds, "PALETTE COLOR", samples=1, lo=0, hi=255, lut=None, window=None
+        )
         from pydicom.pixels.processing import apply_color_lut
 
         rgb = apply_color_lut(np.arange(256, dtype=np.uint8), ds).astype(float)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dcmwatch.pixels import MaskOutsideImageError
 
 from ._support import decode, roundtrip, rule, step_for, synthetic
 
@@ -48,17 +51,22 @@ class TestMaskProperties:
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(image=images(), rect=rects, fill=st.integers(-(2**33), 2**33))
     def test_mask_writeback(self, image: dict[str, Any], rect: tuple[int, ...], fill: int) -> None:
-        """Same dtype, same byte length; outside unchanged; inside = fill clipped into range."""
+        """Same dtype, same byte length; outside unchanged; inside = fill clipped into range; a
+        rectangle reaching past the image is refused."""
         lo, hi = image.pop("lo"), image.pop("hi")
         ds = synthetic(**image)
         length = len(ds.PixelData)
         before = decode(ds)
         step = step_for([rule([{"type": "mask", "rects": [list(rect)], "fill": fill}])])
+        x, y, w, h = rect
+        if x + w > ds.Columns or y + h > ds.Rows:
+            with pytest.raises(MaskOutsideImageError):
+                step(ds)
+            return
         out = step(ds)
         assert len(out.PixelData) == length
         after = decode(roundtrip(out))
         assert after.dtype.itemsize == before.dtype.itemsize
-        x, y, w, h = rect
         inside = np.zeros(before.shape[1:3], dtype=bool)
         inside[y : y + h, x : x + w] = True
         assert (after[:, inside] == min(max(fill, lo), hi)).all()

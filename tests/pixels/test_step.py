@@ -85,7 +85,7 @@ QUARANTINED = [
     "badVR.dcm",  # Number of Frames is not a number
 ]
 
-RECT = [1, 1, 3, 2]  # columns 1..3, rows 1..2
+RECT = [1, 1, 2, 2]  # columns 1..2, rows 1..2: inside the smallest bundled image (3 x 3)
 
 
 def _mask_step(**mask: Any) -> Any:
@@ -93,7 +93,7 @@ def _mask_step(**mask: Any) -> Any:
 
 
 def _inside() -> tuple[slice, slice]:
-    return slice(1, 3), slice(1, 4)
+    return slice(1, 3), slice(1, 3)
 
 
 class TestEveryFormat:
@@ -250,19 +250,19 @@ class TestDefaults:
         pixels = np.full((1, 6, 6, 1), 100, dtype=np.uint16)
         ds = synthetic(pixels, bits_stored=12, photometric="MONOCHROME1")
         out = roundtrip(_mask_step()(ds))
-        assert (decode(out)[0, 1:3, 1:4] == 4095).all()
+        assert (decode(out)[0, 1:3, 1:3] == 4095).all()
 
     def test_monochrome2_darkest_is_the_lowest_value(self) -> None:
         """MONOCHROME2 signed 12-bit: the default fill is -2048."""
         pixels = np.full((1, 6, 6, 1), 100, dtype=np.int16)
         out = roundtrip(_mask_step()(synthetic(pixels, bits_stored=12)))
-        assert (decode(out)[0, 1:3, 1:4] == -2048).all()
+        assert (decode(out)[0, 1:3, 1:3] == -2048).all()
 
     def test_ybr_black(self) -> None:
         """A YBR_FULL image is masked to black: Y 0, Cb = Cr = 128."""
         out = roundtrip(_mask_step()(read("SC_rgb_jpeg_dcmtk.dcm")))
         assert out.PhotometricInterpretation == "YBR_FULL"
-        assert (decode(out)[0, 1:3, 1:4] == [0, 128, 128]).all()
+        assert (decode(out)[0, 1:3, 1:3] == [0, 128, 128]).all()
 
 
 class TestFrames:
@@ -273,7 +273,7 @@ class TestFrames:
         ds.BurnedInAnnotation = "YES"
         out = roundtrip(_mask_step(fill=0, frames=[2])(ds))
         after = decode(out)
-        assert (after[1, 1:3, 1:4] == 0).all()
+        assert (after[1, 1:3, 1:3] == 0).all()
         assert np.array_equal(np.delete(after, 1, 0), np.delete(before, 1, 0))
         assert out.BurnedInAnnotation == "YES"
 
@@ -307,6 +307,50 @@ class TestBurnedInAnnotation:
         step = step_for([rule([{"type": "mask", "rects": [RECT]}])],
                         PixelSettings(burned_in_annotation="require-mask"))
         assert step(self._ds()).BurnedInAnnotation == "NO"
+
+    @pytest.mark.parametrize(
+        "mask",
+        [
+            {"circles": [[1.5, 1.5, 0.4]]},  # a circle between four pixels' index points
+            {"polygons": [[[0.2, 0.2], [0.8, 0.2], [0.5, 0.8]]]},  # a triangle inside one pixel
+            {"rects": [[0, 0, 3, 3]], "keep_inside": True},  # keeps the whole image
+        ],
+    )
+    def test_require_mask_needs_a_covered_pixel(self, mask: dict[str, Any]) -> None:
+        """A matching mask that covers no pixel does not satisfy require-mask."""
+        step = step_for([rule([{"type": "mask", **mask}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError) as info:
+            step(self._ds())
+        assert "covered a pixel of every frame" in str(info.value)
+
+    def test_require_mask_needs_every_frame(self) -> None:
+        """A mask of frame 2 only leaves the other frames' text: quarantined."""
+        ds = read("rtdose.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([{"type": "mask", "rects": [RECT], "frames": [2]}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError):
+            step(ds)
+
+    def test_require_mask_by_masks_of_all_frames_together(self) -> None:
+        """Masks of frames 1..7 and 8..15 together cover every frame of a 15-frame image."""
+        ds = read("rtdose.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([
+            {"type": "mask", "rects": [RECT], "frames": list(range(1, 8))},
+            {"type": "mask", "rects": [RECT], "frames": list(range(8, 16))},
+        ])], PixelSettings(burned_in_annotation="require-mask"))
+        step(ds)
+
+    def test_require_mask_without_pixel_data(self) -> None:
+        """YES on a dataset without pixels that a mask rule matches: nothing was masked."""
+        ds = read("rtplan.dcm")
+        ds.BurnedInAnnotation = "YES"
+        step = step_for([rule([{"type": "mask", "rects": [RECT]}])],
+                        PixelSettings(burned_in_annotation="require-mask"))
+        with pytest.raises(BurnedInAnnotationError):
+            step(ds)
 
     def test_pass_leaves_it(self) -> None:
         """Policy pass without a rule: nothing changes."""

@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
-from dcmwatch.pixels.window import linear_window
+from dcmwatch.pixels.window import Window, header_window, linear_window
 
 from ._support import decode, read, roundtrip, rule, step_for
 
@@ -31,6 +34,37 @@ class TestLinearWindow:
         else:
             expected = [reference(x, c, w) for x in xs]
         assert linear_window(xs, c, w).tolist() == expected
+
+
+class TestHeaderWindow:
+    @pytest.mark.parametrize(("c", "w"), [(40, 400), (0, 2), (100.5, 17), (-600, 1500), (3, 1)])
+    def test_edges_render_black_and_white(self, c: float, w: float) -> None:
+        """At or below `lower` the standard's formula gives 0; above `upper` it gives 255."""
+        window = Window(c, w)
+        assert reference(window.lower, c, w) == 0
+        assert reference(window.upper + 1e-9, c, w) == 255
+
+    def test_first_pair_of_the_header(self) -> None:
+        """The first of several Window Center/Width values is the one a viewer shows first."""
+        ds = Dataset()
+        ds.WindowCenter, ds.WindowWidth = ["40", "300"], ["400", "1500"]
+        assert header_window(ds) == Window(40, 400)
+
+    @pytest.mark.parametrize(
+        ("center", "width", "function"),
+        [("40", "400", "SIGMOID"), ("forty", "400", None), ("40", "0.5", None), (None, "9", None)],
+    )
+    def test_unusable_windows_are_none(
+        self, center: str | None, width: str, function: str | None
+    ) -> None:
+        """SIGMOID (no value renders exactly black), non-numbers, widths below 1, half pairs."""
+        ds = Dataset()  # raw elements, as read from a file: the header's claims, unparsed
+        for tag, text in ((0x00281050, center), (0x00281051, width)):
+            if text is not None:
+                ds[tag] = RawDataElement(Tag(tag), "DS", len(text), text.encode(), 0, False, True)
+        if function is not None:
+            ds.VOILUTFunction = function
+        assert header_window(ds) is None
 
 
 class TestBake:
