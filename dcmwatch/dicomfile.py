@@ -51,6 +51,7 @@ _LONG_VRS = frozenset(
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
+_PIXEL_DATA = 0x7FE00010
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PREAMBLE = b"\0" * 128
 _VERSION_NAME = BaseTag(0x00020013)
@@ -319,23 +320,44 @@ def _walk(
                 pos = _skip_value(data, pos, length, implicit, little, depth, item=True)
                 continue
             raise NotDicomError("unexpected delimiter in the dataset")
+        inner_implicit, inner_little = implicit, little
         if implicit:
             length = struct.unpack_from(long_fmt, data, pos + 4)[0]
             pos += 8
         else:
-            vr = data[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                if pos + 12 > size:
-                    raise TruncatedError("the file ends inside an element header")
-                length = struct.unpack_from(long_fmt, data, pos + 8)[0]
-                pos += 12
-            else:
-                length = struct.unpack_from(short_fmt, data, pos + 6)[0]
-                pos += 8
-        pos = _skip_value(data, pos, length, implicit, little, depth, item=False)
+            vr, length, pos = _explicit_header(data, pos, short_fmt, long_fmt)
+            if length == _UNDEFINED:
+                inner_implicit, inner_little = _undefined_syntax(vr, tag, little)
+        pos = _skip_value(data, pos, length, inner_implicit, inner_little, depth, item=False)
     if stop_at is not None:
         raise TruncatedError("the file ends inside a sequence")
     return pos
+
+
+def _explicit_header(
+    data: bytes, pos: int, short_fmt: str, long_fmt: str
+) -> tuple[bytes, int, int]:
+    """(VR, length, value offset) of the explicit VR element header at ``pos``."""
+    vr = data[pos + 4 : pos + 6]
+    if vr in _LONG_VRS:
+        if pos + 12 > len(data):
+            raise TruncatedError("the file ends inside an element header")
+        return vr, struct.unpack_from(long_fmt, data, pos + 8)[0], pos + 12
+    return vr, struct.unpack_from(short_fmt, data, pos + 6)[0], pos + 8
+
+
+def _undefined_syntax(vr: bytes, tag: int, little: bool) -> tuple[bool, bool]:
+    """The syntax of the items of an explicit VR element of undefined length.
+
+    PS3.5 6.2.2 (CP-246): a UN's value, delimiters included, is in Implicit VR Little Endian.
+    Only SQ, UN and encapsulated Pixel Data may have an undefined length (PS3.5 7.1.2): pydicom
+    reads any other such value to the first delimiter inside it, then misreads what follows.
+    """
+    if vr == b"UN":
+        return True, True
+    if vr != b"SQ" and tag != _PIXEL_DATA:
+        raise NotDicomError("an element of undefined length with a VR that cannot have one")
+    return False, little
 
 
 def _skip_value(
