@@ -140,6 +140,21 @@ def dcmdump(blob: bytes) -> str:
 
 
 
+@pytest.mark.parametrize(
+    ("tag", "claim"),
+    [(0x00081140, "OB"), (0x00082112, "UT"), (0x00081115, "OB"), (0x0040A730, "OB")],
+    ids=["1140-OB", "2112-UT", "1115-OB", "A730-OB"],
+)
+@pytest.mark.parametrize("enc", [EVRLE, EVRBE], ids=lambda e: e.name)
+def test_each_sequence_seen_leaking(enc: Enc, tag: int, claim: str) -> None:
+    """The four labels of the attack report, each alone: the nested name is gone."""
+    item = IVRLE.elem(PATIENT_NAME, "PN", b"MKSEEN^LEAK")  # CP-246: items in implicit LE
+    blob = file_with(enc, (tag, mislabelled(enc, tag, claim, IVRLE, item, undefined=False)))
+    out = process(blob)
+    assert b"MKSEEN" not in out
+    assert f"({tag >> 16:04x},{tag & 0xFFFF:04x}) SQ" in dcmdump(out)
+
+
 def _inside(enc: Enc, content: bytes, *, claim: str = "SQ") -> bytes:
     """``content`` as the one item of (0008,1140) *Referenced Image Sequence*."""
     inner = enc if claim == "SQ" or enc.implicit else IVRLE
