@@ -9,7 +9,8 @@ unwalked. This parser accepts a value only when every item and every element hea
 exactly; the walk removes a value that parses in none of the encodings it may be in.
 
 Elements keep their bytes as raw elements of the item (converted only if the walk touches them);
-a nested element of undefined length is a sequence by construction and is parsed here too.
+a nested element of undefined length is a sequence by construction (or encapsulated Pixel Data)
+and is parsed here too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ IMPLICIT_LITTLE: Final = (True, True)
 _ITEM: Final = 0xFFFEE000
 _ITEM_END: Final = 0xFFFEE00D
 _SEQ_END: Final = 0xFFFEE0DD
+_PIXEL_DATA: Final = 0x7FE00010
 _UNDEFINED: Final = 0xFFFFFFFF
 _MAX_DEPTH: Final = 64
 _LONG: Final = frozenset(
@@ -148,12 +150,35 @@ class _Reader:
 
     def _undefined(
         self, tag: BaseTag, vr: str | None, pos: int, end: int, depth: int
-    ) -> tuple[DataElement, int]:
+    ) -> tuple[Any, int]:
         """An element of undefined length: a sequence (a UN one in Implicit VR Little Endian,
-        PS3.5 6.2.2); encapsulated pixel data has no place in an item and does not parse."""
+        PS3.5 6.2.2), or the fragments of encapsulated Pixel Data (an icon's, say)."""
+        if tag == _PIXEL_DATA:
+            return self._fragments(tag, vr, pos, end)
         if vr == "UN" and not self._implicit:
             reader = _Reader(self._data, *IMPLICIT_LITTLE, self._charset)
         else:
             reader = self
         found, pos = reader.items(pos, end, True, depth + 1)
         return DataElement(tag, "SQ", Sequence(found), is_undefined_length=True), pos
+
+    def _fragments(
+        self, tag: BaseTag, vr: str | None, pos: int, end: int
+    ) -> tuple[RawDataElement, int]:
+        """Encapsulated Pixel Data: items of bytes up to the sequence delimiter, kept as the raw
+        value pydicom reads (the items without the delimiter)."""
+        start = pos
+        while True:
+            if pos + 8 > end:
+                raise _Unparseable
+            group, element, length = self._tag.unpack_from(self._data, pos)
+            item = group << 16 | element
+            if item == _SEQ_END and length == 0:
+                value = self._data[start:pos]
+                raw = RawDataElement(
+                    tag, vr or "OB", _UNDEFINED, value, start, self._implicit, self._little
+                )
+                return raw, pos + 8
+            if item != _ITEM or length == _UNDEFINED or pos + 8 + length > end:
+                raise _Unparseable
+            pos += 8 + length

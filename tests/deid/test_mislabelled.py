@@ -323,3 +323,19 @@ def test_an_explicit_un_of_undefined_length_is_read() -> None:
     out = process(blob)
     assert b"MKCP246" not in out
     assert "(0008,1140) SQ" in dcmdump(out)
+
+
+@pytest.mark.parametrize("enc", [EVRLE, EVRBE], ids=lambda e: e.name)
+def test_encapsulated_pixel_data_in_an_item_survives_the_strict_parser(enc: Enc) -> None:
+    """A defined-length sequence whose item holds encapsulated Pixel Data (an icon, say) is
+    parsed, not removed: its fragments are kept as they were."""
+    fragments = enc.delimiter(0xE000, 0) + enc.delimiter(0xE000, 8) + b"ICONBYTE"
+    item = sorted_body(
+        (REF_SOP_CLASS, enc.text(REF_SOP_CLASS, "UI", "1.2.840.10008.5.1.4.1.1.2")),
+        (0x7FE00010, enc.elem(0x7FE00010, "OB", fragments, undefined=True)),
+    )
+    out = process(file_with(enc, (SEQUENCES[0], _inside(enc, item))))
+    assert b"ICONBYTE" in out
+    dump = dcmdump(out)
+    assert "(0008,1140) SQ" in dump
+    assert "(7fe0,0010) OB (PixelSequence" in dump

@@ -3,8 +3,9 @@
 Files are built from bytes (``crafted.py``) in a random syntax: Table E.1-1 attributes carrying
 markers, labelled with their own VR or a lie (OB, UN, LO, UT); sequences, public or a kept
 private one, labelled SQ or a lie, their items in the file's syntax or in Implicit VR Little
-Endian, of defined or (where the standard allows it) undefined length, up to three levels deep.
-The oracle is the output's bytes: no marker of any level may be in them.
+Endian, of defined or (where the standard allows it) undefined length, up to three levels deep;
+inside scrubbed (D) sequences also attributes the table does not name, of every VR. The oracle
+is the output's bytes: no marker of any level may be in them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 
 from dcmwatch import dicomfile
 from dcmwatch.deid import DeidSettings, make_deidentifier
+from dcmwatch.deid.profile import Act, compile_rules
 from dcmwatch.deid.table import TABLE
 from dcmwatch.deid.values import resolve_vr
 
@@ -36,6 +38,18 @@ _SEQUENCES = sorted(
 _PRIVATE_SEQ = 0x00091020  # creator MKVENDOR 1 at (0009,0010), kept by the settings below
 _SETTINGS = DeidSettings(options=("retain_safe_private",), safe_private=(("MKVENDOR 1", 0x20),))
 _DEID = make_deidentifier(_SETTINGS, KEY)
+#: Sequences whose items are scrubbed (D): there a value of any VR must go, named or not.
+_SCRUBBING = frozenset(
+    t for t, rule in compile_rules(_SETTINGS).table.items() if rule.act is Act.SCRUB
+)
+#: Attributes the table does not name, one per VR (and an unknown tag): planted in scrubbed items.
+_ANY_VR = (
+    0x00140202, 0x00400035, 0x00140102, 0x00082130, 0x00080404, 0x00081163, 0x00089459,
+    0x00081160, 0x00080070, 0x00080108, 0x0008041B, 0x003A032E, 0x00181638, 0x00660040,
+    0x00720081, 0x00281201, 0x00140104, 0x00082120, 0x00186020, 0x00189219, 0x00080114,
+    0x00720082, 0x00140103, 0x0008030C, 0x00041432, 0x00041200, 0x00300010, 0x0008010E,
+    0x00041212, 0x0008030E, 0x0008040C,
+)  # fmt: skip
 SOP = "1.2.826.0.1.3680043.10.997.1"
 
 
@@ -55,6 +69,14 @@ class _Markers:
             value = f"{when:%Y%m%d}1011".encode()
         elif vr == "UI":
             value = f"1.2.826.0.1.3680043.10.997.{10000 + n}".encode()
+        elif vr == "DS":
+            value = f"8{n:05d}.5".encode()
+        elif vr == "IS":
+            value = f"6{n:05d}".encode()
+        elif vr == "TM":
+            value = f"1213{n % 60:02d}.{n:06d}".encode()
+        elif vr not in _TEXT:  # binary: eight bytes, a whole number of values of any size
+            value = f"MB{n:05d}Q".encode()
         else:
             value = f"MKHY{n:04d}Q".encode()
         self.planted.append(value)
@@ -70,21 +92,24 @@ def lying_files(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     def claim(true_vr: str, lies: tuple[str, ...]) -> str:
         return true_vr if enc.implicit else draw(st.sampled_from((true_vr, *lies)))
 
-    def level(at: Enc, depth: int) -> dict[int, bytes]:
+    def level(at: Enc, depth: int, scrubbed: bool) -> dict[int, bytes]:
         elements: dict[int, bytes] = {}
-        for tag in draw(st.lists(st.sampled_from(_PLAIN), min_size=1, max_size=5, unique=True)):
+        plain = draw(st.lists(st.sampled_from(_PLAIN), min_size=1, max_size=5, unique=True))
+        if scrubbed:
+            plain += draw(st.lists(st.sampled_from(_ANY_VR), max_size=4, unique=True))
+        for tag in plain:
             vr = resolve_vr(tag, None)
             label = vr if at.implicit else claim(vr, ("OB", "UN", "LO", "UT"))
             elements[tag] = at.elem(tag, label, markers.make(vr))
         if depth < 3:
             pool = [*_SEQUENCES, _PRIVATE_SEQ]
             for tag in draw(st.lists(st.sampled_from(pool), max_size=2, unique=True)):
-                elements[tag] = sequence(at, tag, depth)
+                elements[tag] = sequence(at, tag, depth, scrubbed or tag in _SCRUBBING)
                 if tag == _PRIVATE_SEQ:
                     elements[0x00090010] = at.elem(0x00090010, "LO", b"MKVENDOR 1")
         return elements
 
-    def sequence(at: Enc, tag: int, depth: int) -> bytes:
+    def sequence(at: Enc, tag: int, depth: int, scrubbed: bool) -> bytes:
         label = "SQ" if at.implicit else claim("SQ", ("OB", "OW", "UN", "UT", "LO"))
         inner = IVRLE if label == "UN" else draw(st.sampled_from((at, IVRLE)))
         if label == "SQ":
@@ -94,7 +119,7 @@ def lying_files(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         undefined = may_undefine and draw(st.booleans())
         items = b"".join(
             inner.item(
-                sorted_body(*level(inner, depth + 1).items()),
+                sorted_body(*level(inner, depth + 1, scrubbed).items()),
                 undefined=undefined and draw(st.booleans()),
             )
             for _ in range(draw(st.integers(1, 2)))
@@ -104,7 +129,7 @@ def lying_files(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         tail = inner.delimiter(0xE0DD)  # a UN's delimiter is in its value's syntax
         return at.elem(tag, label, items, undefined=True)[:-8] + tail
 
-    top = level(enc, 0)
+    top = level(enc, 0, scrubbed=False)
     top[0x00080016] = header(enc, SOP)  # SOP Class and Instance UID, in this order
     return part10(enc, sorted_body(*top.items()), SOP), markers.planted
 
