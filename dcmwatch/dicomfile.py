@@ -68,6 +68,16 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
     if not data:
         raise EmptyFileError("the file is empty")
     try:
+        return _decode(data, max_inflated)
+    except (NotDicomError, TruncatedError):
+        fixed = _big_endian_cp246(data)
+        if fixed is None:
+            raise
+    return _decode(fixed, max_inflated)
+
+
+def _decode(data: bytes, max_inflated: int) -> Dataset:
+    try:
         ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
     except DcmwatchError:  # the per-file time limit fired inside pydicom
         raise
@@ -258,6 +268,50 @@ def _dataset_offset(data: bytes) -> int | None:
     if pos > len(data):
         raise TruncatedError("the file ends inside the file meta")
     return pos
+
+
+def _big_endian_cp246(data: bytes) -> bytes | None:
+    """The file with each top-level UN of undefined length given its defined length, for an
+    Explicit VR Big Endian file; None when that changes nothing or the file is another kind.
+
+    PS3.5 6.2.2 (CP-246) puts such a value, delimiters included, in Implicit VR Little Endian;
+    pydicom reads it in the file's byte order and fails. With a defined length pydicom keeps
+    the value's bytes, which the de-identifier parses as the sequence it is. Only tried after
+    a failed read, so a valid file never pays for it.
+    """
+    if _meta_syntax(data) != ExplicitVRBigEndian:
+        return None
+    try:
+        pos = _dataset_offset(data)
+        parts: list[bytes] = []
+        last = pos = pos if pos is not None else len(data)
+        while pos + 8 <= len(data):
+            tag = int.from_bytes(data[pos : pos + 4], "big")
+            vr, length, value_at = _explicit_header(data, pos, ">H", ">L")
+            if length != _UNDEFINED:
+                pos = value_at + length
+                continue
+            implicit, little = _undefined_syntax(vr, tag, False)
+            end = _skip_value(data, value_at, length, implicit, little, 0, item=False)
+            if vr == b"UN":  # the value without its sequence delimiter, length filled in
+                defined = struct.pack(">L", end - 8 - value_at)
+                parts += [data[last:pos], data[pos : pos + 8], defined, data[value_at : end - 8]]
+                last = end
+            pos = end
+    except (DcmwatchError, struct.error):
+        return None
+    return b"".join([*parts, data[last:]]) if parts else None
+
+
+def _meta_syntax(data: bytes) -> str | None:
+    """(0002,0010) *Transfer Syntax UID* read from the file meta's bytes, None without it."""
+    pos = 132 if _has_preamble(data) else 0
+    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
+        _, length, value_at = _explicit_header(data, pos, "<H", "<L")
+        if data[pos + 2 : pos + 4] == b"\x10\x00":
+            return data[value_at : value_at + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = value_at + length
+    return None
 
 
 def _inflate(raw: bytes, limit: int) -> bytes:

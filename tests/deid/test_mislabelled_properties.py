@@ -115,7 +115,7 @@ def lying_files(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         if label == "SQ":
             inner = at  # an SQ's items are in its dataset's syntax
         # Undefined lengths only where the standard allows them and pydicom reads them.
-        may_undefine = label == "SQ" or (label == "UN" and at.little)
+        may_undefine = label in ("SQ", "UN")
         undefined = may_undefine and draw(st.booleans())
         items = b"".join(
             inner.item(
