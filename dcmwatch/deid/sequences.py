@@ -18,12 +18,13 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from pydicom import config
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
-__all__ = ["IMPLICIT_LITTLE", "looks_like_items", "parse_sequence"]
+__all__ = ["IMPLICIT_LITTLE", "as_sequence", "looks_like_items", "parse_sequence"]
 
 #: PS3.5 6.2.2: the encoding of the value of a UN that holds a sequence.
 IMPLICIT_LITTLE: Final = (True, True)
@@ -47,6 +48,37 @@ def looks_like_items(value: Any) -> bool:
     """Whether a byte value starts with an item tag in either byte order: a sequence whatever
     its label says (no text or number of any VR starts so by chance often enough to matter)."""
     return isinstance(value, bytes) and value[:4] in _ITEM_STARTS
+
+
+def as_sequence(ds: Dataset, tag: int) -> Sequence | None:
+    """The element's items, parsed strictly from its bytes whatever VR it was read with; the
+    element becomes an SQ element holding them.
+
+    A value read as SQ is parsed in its dataset's encoding first; under any other label
+    (OB, UT, UN …) in Implicit VR Little Endian first (PS3.5 6.2.2); then in the other of
+    the two, the ways such a value is met. None when it parses in neither.
+    """
+    key = BaseTag(tag)
+    elem = ds._dict[key]
+    value = elem.value
+    if isinstance(value, Sequence):
+        return value
+    if not value:
+        items = Sequence()
+    elif not isinstance(value, bytes):
+        return None  # text or numbers where items should be
+    else:
+        implicit, little = ds.original_encoding
+        own = (bool(implicit), little is not False)
+        claimed_sq = elem.VR == "SQ" or (elem.VR is None and implicit)
+        first, second = (own, IMPLICIT_LITTLE) if claimed_sq else (IMPLICIT_LITTLE, own)
+        encodings = tuple(dict.fromkeys((first, second)))
+        parsed = parse_sequence(value, encodings, ds._character_set)
+        if parsed is None:
+            return None
+        items = parsed
+    ds._dict[key] = DataElement(key, "SQ", items, validation_mode=config.IGNORE)
+    return items
 
 
 def parse_sequence(

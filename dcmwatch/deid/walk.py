@@ -35,7 +35,7 @@ from dcmwatch.deid.profile import (
     Mode,
     Rule,
 )
-from dcmwatch.deid.sequences import IMPLICIT_LITTLE, looks_like_items, parse_sequence
+from dcmwatch.deid.sequences import as_sequence, looks_like_items
 from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, dummy_like, max_chars, resolve_vr
 from dcmwatch.errors import TransformError
 
@@ -122,6 +122,22 @@ def _ascii(value: Any, vr: str) -> bytes | None:
 
 def _tag_text(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _private_vr(tag: int, elem: Any, creator: str) -> str:
+    """A kept private element's VR: SQ when its bytes are items whatever the label (a
+    sequence often arrives as UN or in Implicit VR), else pydicom's private dictionary,
+    else the label, else UN. Unknown to the data dictionary, private VRs are decided by
+    the bytes first."""
+    if elem.VR == _SQ or looks_like_items(elem.value):
+        return _SQ
+    try:
+        known = str(private_dictionary_VR(tag, creator))[:2]
+    except KeyError:
+        known = ""
+    if known:
+        return known
+    return elem.VR if elem.VR not in (None, "UN") else "UN"
 
 
 class Walk:
@@ -230,41 +246,12 @@ class Walk:
 
     def _items(self, ds: Dataset, tag: int, mode: Mode, patient_key: str, offset: int) -> None:
         """Walk the items of a sequence in ``mode``; remove it if it does not parse as one."""
-        value = self._sequence(ds, tag)
+        value = as_sequence(ds, tag)
         if value is None:
             del ds._dict[BaseTag(tag)]
             return
         for item in value:
             self._level(item, mode, patient_key, offset)
-
-    def _sequence(self, ds: Dataset, tag: int) -> Sequence | None:
-        """The element's items, parsed strictly from its bytes whatever VR it was read with.
-
-        A value read as SQ is parsed in its dataset's encoding first; under any other label
-        (OB, UT, UN …) in Implicit VR Little Endian first (PS3.5 6.2.2); then in the other of
-        the two, the ways such a value is met. None when it parses in neither.
-        """
-        key = BaseTag(tag)
-        elem = ds._dict[key]
-        value = elem.value
-        if isinstance(value, Sequence):
-            return value
-        if not value:
-            items = Sequence()
-        elif not isinstance(value, bytes):
-            return None  # text or numbers where items should be
-        else:
-            implicit, little = ds.original_encoding
-            own = (bool(implicit), little is not False)
-            claimed_sq = elem.VR == _SQ or (elem.VR is None and implicit)
-            first, second = (own, IMPLICIT_LITTLE) if claimed_sq else (IMPLICIT_LITTLE, own)
-            encodings = tuple(dict.fromkeys((first, second)))
-            parsed = parse_sequence(value, encodings, ds._character_set)
-            if parsed is None:
-                return None
-            items = parsed
-        ds._dict[key] = DataElement(key, _SQ, items, validation_mode=_NO_VALIDATION)
-        return items
 
     def _other_uid(self, ds: Dataset, tag: int, elem: Any) -> None:
         """A UI attribute the table does not name: remapped unless it names a registered UID
@@ -424,7 +411,7 @@ class Walk:
                 del ds[tag]
                 continue
             elem = ds._dict[BaseTag(tag)]
-            vr = self._private_vr(tag, elem, creator)
+            vr = _private_vr(tag, elem, creator)
             if vr == _SQ and rule.act is Act.KEEP:
                 self._items(ds, tag, mode, patient_key, offset)
             else:
@@ -434,19 +421,3 @@ class Walk:
         for tag in tags:
             if (tag & 0xFFFF) < 0x1000 and tag not in kept_creators and tag in ds._dict:
                 del ds[tag]
-
-    @staticmethod
-    def _private_vr(tag: int, elem: Any, creator: str) -> str:
-        """A kept private element's VR: SQ when its bytes are items whatever the label (a
-        sequence often arrives as UN or in Implicit VR), else pydicom's private dictionary,
-        else the label, else UN. Unknown to the data dictionary, private VRs are decided by
-        the bytes first."""
-        if elem.VR == _SQ or looks_like_items(elem.value):
-            return _SQ
-        try:
-            known = str(private_dictionary_VR(tag, creator))[:2]
-        except KeyError:
-            known = ""
-        if known:
-            return known
-        return elem.VR if elem.VR not in (None, "UN") else "UN"

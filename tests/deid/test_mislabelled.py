@@ -339,3 +339,13 @@ def test_encapsulated_pixel_data_in_an_item_survives_the_strict_parser(enc: Enc)
     dump = dcmdump(out)
     assert "(0008,1140) SQ" in dump
     assert "(7fe0,0010) OB (PixelSequence" in dump
+
+
+def test_a_nested_big_endian_un_of_undefined_length_is_quarantined() -> None:
+    """Known limit: inside an item of a big endian file, a CP-246 UN of undefined length is not
+    read (pydicom reads its items in big endian); the file is quarantined, never passed."""
+    un = mislabelled(EVRBE, SEQUENCES[1], "UN", IVRLE, IVRLE.elem(PATIENT_NAME, "PN", b"MKBEUN^X"),
+                     undefined=True)  # fmt: skip
+    outer = mislabelled(EVRBE, SEQUENCES[0], "SQ", EVRBE, un, undefined=True)
+    with pytest.raises(InputError):
+        process(file_with(EVRBE, (SEQUENCES[0], outer)))

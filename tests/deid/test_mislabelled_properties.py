@@ -114,8 +114,9 @@ def lying_files(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
         inner = IVRLE if label == "UN" else draw(st.sampled_from((at, IVRLE)))
         if label == "SQ":
             inner = at  # an SQ's items are in its dataset's syntax
-        # Undefined lengths only where the standard allows them and pydicom reads them.
-        may_undefine = label in ("SQ", "UN")
+        # Undefined lengths only where the standard allows them and dcmwatch reads them (a
+        # big endian UN of undefined length only at the top level: nested, it is quarantined).
+        may_undefine = label == "SQ" or (label == "UN" and (at.little or depth == 0))
         undefined = may_undefine and draw(st.booleans())
         items = b"".join(
             inner.item(
