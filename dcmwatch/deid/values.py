@@ -106,15 +106,15 @@ def dummy_like(vr: str, elem: Any, values: list[str]) -> Any:
     """A dummy for ``elem`` (action D) that keeps its number of values, so that an attribute
     whose multiplicity the IOD fixes (Graphic Data, channel pairs) stays valid.
 
-    Binary values become zero bytes of the same length, numbers zeros, per-value text VRs one
-    dummy per value (a code string of :data:`STRUCTURE_TERMS` stays); free text gets one dummy.
+    Binary values become zero bytes of the same length; binary numbers one each (identifiers
+    and frame numbers count from one; floats and attribute tags zero); per-value text VRs one
+    dummy per value (a code string of :data:`STRUCTURE_TERMS` stays); free text one dummy.
     ``values`` are the element's string values when ``vr`` is a code string, else unused.
     """
     if vr in _NUMBER_SIZES:
         count = _count(elem, vr)
         if count == 0:
             return None
-        # One, not zero, for whole numbers: identifiers and frame numbers count from one.
         number: Any = 0.0 if vr in ("FL", "FD") else (0 if vr == "AT" else 1)
         return number if count == 1 else [number] * count
     if vr == "CS":
