@@ -298,7 +298,7 @@ def _big_endian_cp246(data: bytes) -> bytes | None:
                 parts += [data[last:pos], data[pos : pos + 8], defined, data[value_at : end - 8]]
                 last = end
             pos = end
-    except (DcmwatchError, struct.error):
+    except (NotDicomError, TruncatedError, struct.error):  # not the time limit: it must fire
         return None
     return b"".join([*parts, data[last:]]) if parts else None
 
