@@ -51,6 +51,7 @@ _LONG_VRS = frozenset(
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
+_PIXEL_DATA = 0x7FE00010
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _PREAMBLE = b"\0" * 128
 _VERSION_NAME = BaseTag(0x00020013)
@@ -66,6 +67,16 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
     """Parse one file's bytes into a Dataset, refusing anything incomplete or not DICOM."""
     if not data:
         raise EmptyFileError("the file is empty")
+    try:
+        return _decode(data, max_inflated)
+    except (NotDicomError, TruncatedError):
+        fixed = _big_endian_cp246(data)
+        if fixed is None:
+            raise
+    return _decode(fixed, max_inflated)
+
+
+def _decode(data: bytes, max_inflated: int) -> Dataset:
     try:
         ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
     except DcmwatchError:  # the per-file time limit fired inside pydicom
@@ -259,6 +270,50 @@ def _dataset_offset(data: bytes) -> int | None:
     return pos
 
 
+def _big_endian_cp246(data: bytes) -> bytes | None:
+    """The file with each top-level UN of undefined length given its defined length, for an
+    Explicit VR Big Endian file; None when that changes nothing or the file is another kind.
+
+    PS3.5 6.2.2 (CP-246) puts such a value, delimiters included, in Implicit VR Little Endian;
+    pydicom reads it in the file's byte order and fails. With a defined length pydicom keeps
+    the value's bytes, which the de-identifier parses as the sequence it is. Only tried after
+    a failed read, so a valid file never pays for it.
+    """
+    if _meta_syntax(data) != ExplicitVRBigEndian:
+        return None
+    try:
+        pos = _dataset_offset(data)
+        parts: list[bytes] = []
+        last = pos = pos if pos is not None else len(data)
+        while pos + 8 <= len(data):
+            tag = int.from_bytes(data[pos : pos + 4], "big")
+            vr, length, value_at = _explicit_header(data, pos, ">H", ">L")
+            if length != _UNDEFINED:
+                pos = value_at + length
+                continue
+            implicit, little = _undefined_syntax(vr, tag, False)
+            end = _skip_value(data, value_at, length, implicit, little, 0, item=False)
+            if vr == b"UN":  # the value without its sequence delimiter, length filled in
+                defined = struct.pack(">L", end - 8 - value_at)
+                parts += [data[last:pos], data[pos : pos + 8], defined, data[value_at : end - 8]]
+                last = end
+            pos = end
+    except (NotDicomError, TruncatedError, struct.error):  # not the time limit: it must fire
+        return None
+    return b"".join([*parts, data[last:]]) if parts else None
+
+
+def _meta_syntax(data: bytes) -> str | None:
+    """(0002,0010) *Transfer Syntax UID* read from the file meta's bytes, None without it."""
+    pos = 132 if _has_preamble(data) else 0
+    while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
+        _, length, value_at = _explicit_header(data, pos, "<H", "<L")
+        if data[pos + 2 : pos + 4] == b"\x10\x00":
+            return data[value_at : value_at + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos = value_at + length
+    return None
+
+
 def _inflate(raw: bytes, limit: int) -> bytes:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
@@ -319,23 +374,44 @@ def _walk(
                 pos = _skip_value(data, pos, length, implicit, little, depth, item=True)
                 continue
             raise NotDicomError("unexpected delimiter in the dataset")
+        inner_implicit, inner_little = implicit, little
         if implicit:
             length = struct.unpack_from(long_fmt, data, pos + 4)[0]
             pos += 8
         else:
-            vr = data[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                if pos + 12 > size:
-                    raise TruncatedError("the file ends inside an element header")
-                length = struct.unpack_from(long_fmt, data, pos + 8)[0]
-                pos += 12
-            else:
-                length = struct.unpack_from(short_fmt, data, pos + 6)[0]
-                pos += 8
-        pos = _skip_value(data, pos, length, implicit, little, depth, item=False)
+            vr, length, pos = _explicit_header(data, pos, short_fmt, long_fmt)
+            if length == _UNDEFINED:
+                inner_implicit, inner_little = _undefined_syntax(vr, tag, little)
+        pos = _skip_value(data, pos, length, inner_implicit, inner_little, depth, item=False)
     if stop_at is not None:
         raise TruncatedError("the file ends inside a sequence")
     return pos
+
+
+def _explicit_header(
+    data: bytes, pos: int, short_fmt: str, long_fmt: str
+) -> tuple[bytes, int, int]:
+    """(VR, length, value offset) of the explicit VR element header at ``pos``."""
+    vr = data[pos + 4 : pos + 6]
+    if vr in _LONG_VRS:
+        if pos + 12 > len(data):
+            raise TruncatedError("the file ends inside an element header")
+        return vr, struct.unpack_from(long_fmt, data, pos + 8)[0], pos + 12
+    return vr, struct.unpack_from(short_fmt, data, pos + 6)[0], pos + 8
+
+
+def _undefined_syntax(vr: bytes, tag: int, little: bool) -> tuple[bool, bool]:
+    """The syntax of the items of an explicit VR element of undefined length.
+
+    PS3.5 6.2.2 (CP-246): a UN's value, delimiters included, is in Implicit VR Little Endian.
+    Only SQ, UN and encapsulated Pixel Data may have an undefined length (PS3.5 7.1.2): pydicom
+    reads any other such value to the first delimiter inside it, then misreads what follows.
+    """
+    if vr == b"UN":
+        return True, True
+    if vr != b"SQ" and tag != _PIXEL_DATA:
+        raise NotDicomError("an element of undefined length with a VR that cannot have one")
+    return False, little
 
 
 def _skip_value(

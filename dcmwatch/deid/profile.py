@@ -10,7 +10,12 @@ dict lookup per element. How each code is applied, and why:
   UIDs inside it (U*). The generator checks that every compound row is on an attribute of a
   standard composite IOD, the case this reasoning covers.
 * **D on a sequence** keeps its items (so Type 1 sequences stay) but *scrubs* them: the table
-  applies inside, and every other free-text value gets a dummy; dates follow the date options.
+  applies inside, and every other value of every VR gets a dummy with as many values (text,
+  codes, numbers, binary values zeroed) except UIDs (remapped), the closed vocabulary that
+  structures content (value and relationship types …) and dates, which follow the date options.
+* **X/Z on a sequence** that is Type 3 where it appears at the top level ((0008,1110)
+  *Referenced Study Sequence*) removes it there, since an empty Type 3 sequence is an error,
+  and empties it inside items.
 * **C (clean)**, conservatively, per kind of attribute: free text (and AE titles, CS) is kept
   only when its exact value is in ``descriptor_allowlist``, otherwise the basic action applies;
   DA/DT with Retain Longitudinal Modified Dates are shifted (TM and (0008,0201) *Timezone
@@ -42,9 +47,24 @@ from dcmwatch.deid.table import PRIVATE, REPEATING, TABLE, Row
 from dcmwatch.deid.unlisted import UnlistedMode, decide, unknown_removed
 from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, resolve_vr
 
-__all__ = ["CODE_TAGS", "KEEP_UID_TAGS", "Act", "Mode", "Rule", "Rules", "compile_rules"]
+__all__ = [
+    "CODE_TAGS", "KEEP_UID_TAGS", "SPECIES", "Act", "Mode", "Rule", "Rules",
+    "compile_rules"]
 
 PATIENT_NAME: Final = 0x00100010
+#: (0010,2201) *Patient Species Description*, (0010,2202) *Patient Species Code Sequence*: their
+#: presence says the patient is an animal (PS3.3 C.7.1.1).
+SPECIES: Final = (0x00102201, 0x00102202)
+#: (0010,2297) *Responsible Person*, (0010,2299) *Responsible Organization*: Type 2C, one of them
+#: required for an animal. They name the owner, so they are emptied there instead of removed,
+#: and (0010,2298) *Responsible Person Role* (Type 1C: only with a Responsible Person value) goes.
+RESPONSIBLE_PERSON: Final = 0x00102297
+RESPONSIBLE_ROLE: Final = 0x00102298
+RESPONSIBLE_ORGANIZATION: Final = 0x00102299
+#: X/Z sequences that are Type 3 at the top level of every composite IOD that has them and
+#: Type 2 only inside items: (0008,1110) *Referenced Study Sequence* (General Study Module; Type 2
+#: in a Referenced Request Sequence item). Emptied, a Type 3 sequence is an error (no items).
+TYPE3_AT_TOP: Final = frozenset({0x00081110})
 PATIENT_ID: Final = 0x00100020
 TIMEZONE_OFFSET: Final = 0x00080201  # (0008,0201) *Timezone Offset From UTC*
 
@@ -117,6 +137,10 @@ class Rules:
     """Everything the walk consults, compiled from settings; immutable, built once per worker."""
 
     table: dict[int, Rule]
+    #: The table at the top level of a dataset, where some X/Z sequences are Type 3.
+    top_table: dict[int, Rule]
+    #: Rules that win at a level whose patient is an animal (see RESPONSIBLE_PERSON).
+    animal: dict[int, Rule]
     #: (mask, value, rule) for curves and overlays, then the rule for the rest of a 60xx group.
     repeating: tuple[tuple[int, int, Rule], ...]
     overlay_rest: Rule
@@ -225,12 +249,22 @@ def _override_rule(override: Override, vr: str) -> Rule:
     return KEEP if vr == "TM" else Rule(Act.SHIFT, fallback=Act.EMPTY)
 
 
+#: VRs besides free text and dates that a scrubbed (D) sequence replaces: codes, ages, numbers
+#: and binary values (structure terms of a closed vocabulary aside, see ``values.dummy_like``).
+SCRUBBED_VRS: Final = frozenset(
+    {"AS", "AT", "CS", "DS", "FD", "FL", "IS", "OB", "OD", "OF", "OL", "OV", "OW", "SL", "SS",
+     "SV", "UL", "US", "UV"}
+)  # fmt: skip
+
+
 def _extra(mode: Mode, enabled: frozenset[str]) -> dict[str, Rule]:
     """Rules for attributes the table does not name, inside cleaned or scrubbed sequences."""
     if mode is Mode.NORMAL:
         return {}
     text = Rule(Act.DUMMY) if mode is Mode.SCRUB else Rule(Act.ALLOW, fallback=Act.DUMMY)
     rules = dict.fromkeys(FREE_TEXT_VRS, text)
+    if mode is Mode.SCRUB:  # everything in a D sequence is scrubbed, whatever its VR
+        rules.update(dict.fromkeys(SCRUBBED_VRS, Rule(Act.DUMMY)))
     rules["UN"] = Rule(Act.EMPTY)  # opaque bytes: nothing can be said of them
     if "retain_long_full_dates" in enabled:
         return rules
@@ -250,13 +284,27 @@ def compile_rules(settings: DeidSettings) -> Rules:
         (mask, value, Rule(Act.GRAPHIC) if graphics and row[1] else REMOVE)
         for mask, value, row in REPEATING
     ))  # fmt: skip
+    top_table = dict(table)
+    for tag in TYPE3_AT_TOP:
+        if top_table[tag].act is Act.EMPTY:
+            top_table[tag] = REMOVE
     private_overrides: dict[tuple[str, int], Rule] = {}
+    animal: dict[int, Rule] = {}
+    if table[RESPONSIBLE_PERSON].act is Act.REMOVE:
+        animal[RESPONSIBLE_PERSON] = Rule(Act.EMPTY)
+        animal[RESPONSIBLE_ROLE] = REMOVE
+    if table[RESPONSIBLE_ORGANIZATION].act is Act.REMOVE:
+        animal[RESPONSIBLE_ORGANIZATION] = Rule(Act.EMPTY)
     for override in settings.overrides:
         target = override.target()
         if isinstance(target, tuple):
             private_overrides[target] = _override_rule(override, "UN")
         else:
-            table[target] = _override_rule(override, resolve_vr(target, None))
+            rule = _override_rule(override, resolve_vr(target, None))
+            table[target] = top_table[target] = rule
+            animal.pop(target, None)
+    if RESPONSIBLE_PERSON not in animal:  # the operator decides the person: the role follows
+        animal.pop(RESPONSIBLE_ROLE, None)
     needs_offset = "retain_long_modified_dates" in enabled or any(
         o.action == "shift" for o in settings.overrides
     )
@@ -264,6 +312,8 @@ def compile_rules(settings: DeidSettings) -> Rules:
     keep_unlisted = settings.keep_unlisted_tags()
     return Rules(
         table=table,
+        top_table=top_table,
+        animal=animal,
         repeating=repeating,
         overlay_rest=Rule(Act.GRAPHIC) if graphics else REMOVE,
         extra={mode: _extra(mode, enabled) for mode in Mode},

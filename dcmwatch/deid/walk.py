@@ -2,8 +2,13 @@
 
 pydicom keeps elements as raw bytes until they are accessed; iterating a Dataset converts all of
 them (about 1 ms a CT slice) and ``save_as`` then re-encodes each. The walk therefore iterates
-``Dataset._dict``, decides from the tag and the VR as read, and accesses (converts) only the
-elements it must read or change: UIDs, names, dates, sequences, allow-listed text.
+``Dataset._dict``, decides from the tag, and accesses (converts) only the elements it must read
+or change: UIDs, names, dates, sequences, allow-listed text.
+
+The VR in the file is a claim: an element is treated by its tag's dictionary VR (a sequence
+labelled OB is parsed and walked, a UID labelled LO remapped), the file's VR only for a tag the
+dictionary does not know. A value that should be a sequence and does not parse as one is
+removed: what cannot be walked never passes.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydicom import config
 from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import private_dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -24,11 +30,13 @@ from dcmwatch.deid.profile import (
     KEEP_UID_TAGS,
     PATIENT_ID,
     PATIENT_NAME,
+    SPECIES,
     Act,
     Mode,
     Rule,
 )
-from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, dummy_value, max_chars, resolve_vr
+from dcmwatch.deid.sequences import as_sequence, looks_like_items
+from dcmwatch.deid.values import DATE_VRS, FREE_TEXT_VRS, dummy_like, max_chars, resolve_vr
 from dcmwatch.errors import TransformError
 
 if TYPE_CHECKING:
@@ -49,6 +57,10 @@ _NO_VALIDATION: Final = config.IGNORE
 _UI: Final = "UI"
 #: Modes ordered by strictness: a sequence inside a scrubbed one is scrubbed too.
 _MODE_OF: Final = {Act.RECURSE: Mode.NORMAL, Act.CLEAN: Mode.CLEAN, Act.SCRUB: Mode.SCRUB}
+#: Groups that never belong in a sequence item: (0000) command and (0002) file meta elements.
+#: Group 0000 has no place at the top level of a stored dataset either.
+_ITEM_ONLY_GROUP: Final = 0x0002
+_COMMAND_GROUP: Final = 0x0000
 
 
 def _strings(elem: Any) -> list[str]:
@@ -57,10 +69,10 @@ def _strings(elem: Any) -> list[str]:
     Only for ASCII-only VRs (UI, DA, DT, TM): their bytes are the same in every character set.
     """
     value = elem.value
-    if isinstance(elem, RawDataElement):
+    if isinstance(elem, RawDataElement) or isinstance(value, bytes):
         if value is None:
             return []
-        text = bytes(value).decode("ascii", "replace").rstrip("\x00 ")
+        text = bytes(value).decode("ascii", "replace").strip("\x00 ")
         return text.split("\\") if text else []
     if value is None:
         return []
@@ -112,6 +124,22 @@ def _tag_text(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+def _private_vr(tag: int, elem: Any, creator: str) -> str:
+    """A kept private element's VR: SQ when its bytes are items whatever the label (a
+    sequence often arrives as UN or in Implicit VR), else pydicom's private dictionary,
+    else the label, else UN. Unknown to the data dictionary, private VRs are decided by
+    the bytes first."""
+    if elem.VR == _SQ or looks_like_items(elem.value):
+        return _SQ
+    try:
+        known = str(private_dictionary_VR(tag, creator))[:2]
+    except KeyError:
+        known = ""
+    if known:
+        return known
+    return elem.VR if elem.VR not in (None, "UN") else "UN"
+
+
 class Walk:
     """Applies compiled :class:`Rules` to one dataset; holds no per-dataset state."""
 
@@ -124,7 +152,7 @@ class Walk:
     # -- entry ---------------------------------------------------------------------------
     def dataset(self, ds: Dataset, patient_key: str, offset: int) -> None:
         """De-identify ``ds`` and every item of every sequence in it, in place."""
-        self._level(ds, Mode.NORMAL, patient_key, offset)
+        self._level(ds, Mode.NORMAL, patient_key, offset, top=True)
 
     def patient_key(self, ds: Dataset, inherited: str) -> str:
         """Whose data this level is: its (0010,0020) *Patient ID*, else its name, else inherited.
@@ -149,41 +177,28 @@ class Walk:
         return self._keyed.uid(value)
 
     # -- one nesting level ----------------------------------------------------------------
-    def _level(  # noqa: PLR0912 (one branch per kind of element, in the order they are decided)
-        self, ds: Dataset, mode: Mode, patient_key: str, offset: int
+    def _level(
+        self, ds: Dataset, mode: Mode, patient_key: str, offset: int, *, top: bool = False
     ) -> None:
-        rules = self._rules
-        table = rules.table
-        extra = rules.extra[mode]
-        unlisted = rules.unlisted is not None
+        elements = ds._dict
         privates: list[int] = []
-        if PATIENT_ID in ds._dict or PATIENT_NAME in ds._dict:
+        if PATIENT_ID in elements or PATIENT_NAME in elements:
             patient_key = self.patient_key(ds, patient_key)
-        for tag, elem in list(ds._dict.items()):
+        animal = SPECIES[0] in elements or SPECIES[1] in elements
+        for tag, elem in list(elements.items()):
             try:
                 if tag & 0x10000:
                     privates.append(tag)
                     continue
-                if not tag & 0xFFFF:  # group length: stale once anything changes
-                    del ds[tag]
+                group = tag >> 16
+                if (  # group length: stale once anything changes; command/meta: misplaced
+                    not tag & 0xFFFF
+                    or group == _COMMAND_GROUP
+                    or (group == _ITEM_ONLY_GROUP and not top)
+                ):
+                    del elements[tag]
                     continue
-                rule = table.get(tag)
-                if rule is None and (tag >> 24) in (0x50, 0x60):
-                    rule = rules.repeating_rule(tag)
-                vr = resolve_vr(tag, elem.VR)
-                if rule is None and unlisted and vr not in extra:
-                    rule = rules.unlisted_rule(tag)  # by the tag, whatever VR the file claims
-                if rule is None:
-                    if vr == _SQ:
-                        self._items(ds, tag, mode, patient_key, offset)
-                        continue
-                    if vr == _UI:
-                        self._other_uid(ds, tag, elem)
-                        continue
-                    rule = extra.get(vr)
-                    if rule is None or (mode is Mode.CLEAN and tag in CODE_TAGS):
-                        continue
-                self._apply(ds, tag, elem, vr, rule, mode, patient_key, offset)
+                self._element(ds, tag, elem, mode, patient_key, offset, top=top, animal=animal)
             except TransformError:
                 raise
             except Exception as exc:
@@ -193,13 +208,53 @@ class Walk:
         if privates:
             self._privates(ds, privates, mode, patient_key, offset)
 
+    def _element(
+        self,
+        ds: Dataset,
+        tag: int,
+        elem: Any,
+        mode: Mode,
+        patient_key: str,
+        offset: int,
+        *,
+        top: bool,
+        animal: bool,
+    ) -> None:
+        """One public element: its rule by tag, its VR by the dictionary (the file's only for
+        a tag the dictionary does not know)."""
+        rules = self._rules
+        rule = (rules.top_table if top else rules.table).get(tag)
+        if rule is None and (tag >> 24) in (0x50, 0x60):
+            rule = rules.repeating_rule(tag)
+        elif animal:
+            rule = rules.animal.get(tag, rule)
+        vr = resolve_vr(tag, elem.VR)
+        if vr != _SQ and elem.VR == _SQ and vr != "UN":
+            del ds._dict[BaseTag(tag)]  # items where the tag holds a value: nothing to keep
+            return
+        extra = rules.extra[mode]
+        if rule is None and rules.unlisted is not None and vr not in extra:
+            rule = rules.unlisted_rule(tag)  # by the tag, whatever VR the file claims
+        if rule is None:
+            if vr == _SQ or (vr == "UN" and looks_like_items(elem.value)):
+                self._items(ds, tag, mode, patient_key, offset)
+                return
+            if vr == _UI:
+                self._other_uid(ds, tag, elem)
+                return
+            rule = extra.get(vr)
+            if rule is None or (mode is Mode.CLEAN and tag in CODE_TAGS):
+                return
+        self._apply(ds, tag, elem, vr, rule, mode, patient_key, offset)
+
     def _items(self, ds: Dataset, tag: int, mode: Mode, patient_key: str, offset: int) -> None:
-        value = ds[tag].value
-        if isinstance(value, Sequence):
-            for item in value:
-                self._level(item, mode, patient_key, offset)
-        elif value:  # a sequence pydicom could not parse: its content cannot be checked
-            raise TransformError(f"sequence {_tag_text(tag)} cannot be parsed")
+        """Walk the items of a sequence in ``mode``; remove it if it does not parse as one."""
+        value = as_sequence(ds, tag)
+        if value is None:
+            del ds._dict[BaseTag(tag)]
+            return
+        for item in value:
+            self._level(item, mode, patient_key, offset)
 
     def _other_uid(self, ds: Dataset, tag: int, elem: Any) -> None:
         """A UI attribute the table does not name: remapped unless it names a registered UID
@@ -249,7 +304,8 @@ class Walk:
             if vr == _SQ:
                 self._items(ds, tag, Mode.SCRUB, patient_key, offset)
             else:
-                _put(ds, tag, vr, dummy_value(vr))
+                values = _strings(elem) if vr == "CS" else []
+                _put(ds, tag, vr, dummy_like(vr, elem, values))
         elif act is Act.SHIFT:
             self._shift(ds, tag, elem, vr, rule, mode, patient_key, offset)
         elif act is Act.ALLOW:
@@ -347,6 +403,7 @@ class Walk:
                 continue
             creator_tag = (tag & 0xFFFF0000) | (element >> 8)
             rule = None
+            creator = ""
             if creator_tag in ds._dict:
                 creator = str(ds[creator_tag].value or "").strip()
                 key = (creator, element & 0xFF)
@@ -357,8 +414,7 @@ class Walk:
                 del ds[tag]
                 continue
             elem = ds._dict[BaseTag(tag)]
-            # Private VRs are unknown to the data dictionary: as read, else pydicom's guess.
-            vr = elem.VR if elem.VR not in (None, "UN") else ds[tag].VR
+            vr = _private_vr(tag, elem, creator)
             if vr == _SQ and rule.act is Act.KEEP:
                 self._items(ds, tag, mode, patient_key, offset)
             else:
