@@ -24,6 +24,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
 from dcmwatch.deid.dates import shift_da, shift_dt
+from dcmwatch.deid.kept import fits
 from dcmwatch.deid.profile import (
     CODE_TAGS,
     KEEP,
@@ -83,6 +84,13 @@ def _strings(elem: Any) -> list[str]:
 
 def _join(values: list[str]) -> str | list[str]:
     return values[0] if len(values) == 1 else values
+
+
+def _keep(ds: Dataset, tag: int, elem: Any, vr: str) -> None:
+    """Let an element the profile keeps pass only when its bytes are what its tag says: a name
+    in an Integer String or a date in a Code String is removed (see `dcmwatch.deid.kept`)."""
+    if not fits(vr, elem):
+        del ds._dict[BaseTag(tag)]
 
 
 def _put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
@@ -244,6 +252,7 @@ class Walk:
                 return
             rule = extra.get(vr)
             if rule is None or (mode is Mode.CLEAN and tag in CODE_TAGS):
+                _keep(ds, tag, elem, vr)
                 return
         self._apply(ds, tag, elem, vr, rule, mode, patient_key, offset)
 
@@ -281,11 +290,13 @@ class Walk:
     ) -> None:
         act = rule.act
         if act is Act.KEEP:
+            _keep(ds, tag, elem, vr)
             return
         if act is Act.REMOVE:
             del ds[tag]
         elif act in _MODE_OF:
             if vr != _SQ:  # K or U* on a non-sequence (or a UN): kept as it is
+                _keep(ds, tag, elem, vr)
                 return
             inner = max(_MODE_OF[act], mode, key=lambda m: m.value)
             self._items(ds, tag, inner, patient_key, offset)
