@@ -232,6 +232,8 @@ def _check_config(config: Config, env: Mapping[str, str]) -> int:
     configuration; exit 2 or 3 exactly when `run` would."""
     report = preflight.check(config, env)
     data = config_mod.effective(config)
+    # Modes as an operator writes them (0o640), not the decimal int they are (416).
+    data["output"]["file_mode"] = f"0o{config.output.file_mode:o}"
     data["key_origin"] = report.key_origin
     print(json.dumps(data, indent=2))
     if report.ok:

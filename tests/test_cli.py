@@ -133,3 +133,12 @@ class TestCheckConfigAgreesWithRun:
         cfg = write_config(tmp_path)
         assert cli.main(["check-config", "--config", str(cfg)], env={}) == 0
         assert sorted(p.name for p in tmp_path.iterdir()) == ["dcmwatch.toml", "secret.key"]
+
+
+def test_check_config_prints_modes_in_octal(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """file_mode reads as written (0o640), not as the decimal 416."""
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text() + "\n[output]\nfile_mode = 0o640\n")
+    assert cli.main(["check-config", "--config", str(cfg)], env={}) == 0
+    assert json.loads(capsys.readouterr().out)["output"]["file_mode"] == "0o640"
