@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         report = preflight.check(config, env) if args.command == "run" else None
         if report is not None:
             _refuse_config_problems(config, report)
-        _configure_logging(config)
+        _configure_logging(config, "daemon" if args.command == "run" else args.command)
         if report is not None and not report.ok:  # only folders: the world, not the config
             log_mod.get().error("daemon.failed", reason="preflight",
                                 problems=[f"{p.key}: {p.message}" for p in report.problems])
@@ -78,7 +78,7 @@ def _operator_command(args: argparse.Namespace, config: Config, env: Mapping[str
         return _check_config(config, env)
     if args.command == "status":
         return _status(config, as_json=args.json)
-    _configure_logging(config)
+    _configure_logging(config, "requeue")
     return _requeue(config, reason=args.reason, dry_run=args.dry_run)
 
 
@@ -88,10 +88,13 @@ def _refuse_config_problems(config: Config, report: preflight.Report) -> None:
         raise ConfigError("\n".join(p.render(config.source) for p in config_problems))
 
 
-def _configure_logging(config: Config) -> None:
+def _configure_logging(config: Config, component: str) -> None:
+    """Every line says which command wrote it and which run of it (a random id): a `process`
+    run's lines, appended to the daemon's log file, are told apart by both."""
     try:
         log_mod.configure(config.log.format, config.log.level, file=config.log.file,
-                          stdout=config.log.stdout)
+                          stdout=config.log.stdout,
+                          stamp={"run": log_mod.new_run_id(), "component": component})
     except OSError as exc:
         raise ConfigError(f"{config.source}: log.file: cannot open it ({exc.strerror})") from None
 

@@ -120,7 +120,7 @@ class Driver:
             journal.close()
             if self._reid is not None:
                 self._reid.close()
-            self.reporter.close()
+            self.reporter.close(self.tally)
         self.log.info("process.finished", engine=self.engine.name,
                       **self.reporter.numbers(self.tally))
         return self.tally
@@ -246,6 +246,7 @@ class Driver:
                                bytes=r.bytes_in, duration_ms=r.duration_ms)
             elif r.status == "quarantined":
                 t.quarantined += 1
+                t.quarantine_reasons[r.reason or "unknown"] += 1
                 self.log.warning("file.quarantined", claim_id=r.ident, reason=r.reason,
                                  message=r.message, bytes=r.bytes_in)
             else:

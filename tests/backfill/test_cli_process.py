@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,22 @@ def test_file_events_and_sidecars_name_the_claim_id(
     sidecar = json.loads((tmp_path / "quarantine" / f"{quarantined['claim_id']}.json")
                          .read_text())
     assert sidecar["claim_id"] == quarantined["claim_id"] and "ident" not in sidecar
+
+
+def test_each_run_stamps_its_lines_in_a_shared_log_file(tmp_path: Path) -> None:
+    """Two `process` runs appending to the daemon's log file: every line carries its run's
+    random id and `component = process`, the two runs' ids differ, and no id is a path."""
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text().replace("[log]\n", '[log]\nfile = "shared.log"\n'))
+    src = tmp_path / "src"
+    write_series(src, 2, rows=16, columns=16)
+    for _ in range(2):
+        assert cli.main(["process", "--config", str(cfg), str(src)], env={}) == 0
+    events = [json.loads(line) for line in (tmp_path / "shared.log").read_text().splitlines()]
+    assert events and all(e["component"] == "process" for e in events)
+    finished = [i for i, e in enumerate(events) if e["event"] == "process.finished"]
+    assert len(finished) == 2
+    first, second = events[: finished[0] + 1], events[finished[0] + 1:]
+    ids = [{e["run"] for e in part} for part in (first, second)]
+    assert all(len(s) == 1 for s in ids) and ids[0] != ids[1]
+    assert all(re.fullmatch(r"[0-9a-f]{12}", next(iter(s))) for s in ids)
