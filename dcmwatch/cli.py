@@ -258,7 +258,8 @@ def lookup(config: Config, pseudonym: str) -> int:
 
     try:  # stdout is the answer; the audit event goes to stderr and the site's log file
         log_mod.configure(config.log.format, config.log.level, stream=sys.stderr,
-                          file=config.log.file)
+                          file=config.log.file,
+                          stamp={"run": log_mod.new_run_id(), "component": "lookup"})
     except OSError as exc:  # no lookup that the log file would not record
         raise ConfigError(f"{config.source}: log.file: cannot open it for the audit event "
                           f"({exc.strerror})") from None

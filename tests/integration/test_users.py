@@ -65,7 +65,7 @@ def users() -> Iterator[Users]:
         yield u
     finally:
         for name in made:
-            subprocess.run(["userdel", name], check=False)
+            subprocess.run(["userdel", "--force", name], check=False, capture_output=True)
         subprocess.run(["groupdel", u.group], check=False, capture_output=True)
 
 
