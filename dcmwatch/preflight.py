@@ -56,8 +56,9 @@ def check(config: Config, env: Mapping[str, str]) -> Report:
         problems.append(Problem("deid.key_file", str(exc), "config"))
     else:
         if origin.startswith("key_file (generated") and config.deid.key_file is not None:
-            problems.extend(_creatable("deid.key_file", Path(config.deid.key_file), "config",
-                                       folder=False))
+            # Generated at first run in its folder, which is created with its parents.
+            problems.extend(_creatable("deid.key_file", Path(config.deid.key_file).parent,
+                                       "config", folder=True))
     if config.log.file is not None:
         problems.extend(_creatable("log.file", config.log.file, "config", folder=False))
     p = config.paths

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dcmwatch import __version__, cli
+from dcmwatch import __version__, cli, preflight
+from dcmwatch import config as config_mod
 from dcmwatch.testing import write_series
 from tests.conftest import write_config
 
@@ -142,3 +143,14 @@ def test_check_config_prints_modes_in_octal(tmp_path: Path,
     cfg.write_text(cfg.read_text() + "\n[output]\nfile_mode = 0o640\n")
     assert cli.main(["check-config", "--config", str(cfg)], env={}) == 0
     assert json.loads(capsys.readouterr().out)["output"]["file_mode"] == "0o640"
+
+
+def test_the_embedded_default_passes_check_config_and_run_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quick start: no config, an empty folder. check-config passes, creating nothing; the
+    key (generated at first run, in a folder made for it) is no reason to refuse."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["check-config"], env={}) == 0, capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert preflight.check(config_mod.load(None, cwd=tmp_path), {}).ok
