@@ -31,15 +31,18 @@ JUNK = b"not a DICOM file at all, just what a sender sent by mistake\n" * 4
 
 
 def _can_make_users() -> bool:
-    return (os.geteuid() == 0 and all(shutil.which(t) for t in
-                                      ("useradd", "userdel", "groupadd", "groupdel", "setpriv",
-                                       "unshare")))
+    tools = ("useradd", "userdel", "groupadd", "groupdel", "setpriv", "unshare", "getent")
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in tools):
+        return False
+    probe = ["unshare", "--mount", "--propagation", "private", "true"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 needs_users = pytest.mark.skipif(
     not _can_make_users(),
-    reason="needs root with useradd/groupadd, setpriv and unshare to make a sender and a service "
-           "user (file ownership is the fault under test; one user cannot show it)",
+    reason="needs root with useradd/groupadd, setpriv and a mount namespace (unshare) to make a "
+           "sender and a service user (file ownership is the fault under test; one user cannot "
+           "show it)",
 )
 
 
