@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dcmwatch import __version__, keys
+from dcmwatch import __version__, keys, preflight
 from dcmwatch import config as config_mod
 from dcmwatch import log as log_mod
 from dcmwatch.backfill import args as backfill_args
@@ -54,7 +54,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return _suggest_masks(config, args.folder, args.sample)
         if args.command == "preview":  # de-identifies nothing: needs no key
             return _preview(config, args)
-        _configure_logging(config)
+        report = preflight.check(config, env) if args.command == "run" else None
+        if report is not None:
+            _refuse_config_problems(config, report)
+        _configure_logging(config, "daemon" if args.command == "run" else args.command)
+        if report is not None and not report.ok:  # only folders: the world, not the config
+            log_mod.get().error("daemon.failed", reason="preflight",
+                                problems=[f"{p.key}: {p.message}" for p in report.problems])
+            return EXIT_FAILED
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
     except ConfigError as exc:
@@ -71,14 +78,23 @@ def _operator_command(args: argparse.Namespace, config: Config, env: Mapping[str
         return _check_config(config, env)
     if args.command == "status":
         return _status(config, as_json=args.json)
-    _configure_logging(config)
+    _configure_logging(config, "requeue")
     return _requeue(config, reason=args.reason, dry_run=args.dry_run)
 
 
-def _configure_logging(config: Config) -> None:
+def _refuse_config_problems(config: Config, report: preflight.Report) -> None:
+    config_problems = [p for p in report.problems if p.kind == "config"]
+    if config_problems:
+        raise ConfigError("\n".join(p.render(config.source) for p in config_problems))
+
+
+def _configure_logging(config: Config, component: str) -> None:
+    """Every line says which command wrote it and which run of it (a random id): a `process`
+    run's lines, appended to the daemon's log file, are told apart by both."""
     try:
         log_mod.configure(config.log.format, config.log.level, file=config.log.file,
-                          stdout=config.log.stdout)
+                          stdout=config.log.stdout,
+                          stamp={"run": log_mod.new_run_id(), "component": component})
     except OSError as exc:
         raise ConfigError(f"{config.source}: log.file: cannot open it ({exc.strerror})") from None
 
@@ -215,12 +231,20 @@ def _preview(config: Config, args: argparse.Namespace) -> int:
 
 
 def _check_config(config: Config, env: Mapping[str, str]) -> int:
-    key = keys.resolve(config.deid, env, create=False)
+    """The checks `run` makes before it starts (`preflight.check`), and the effective
+    configuration; exit 2 or 3 exactly when `run` would."""
+    report = preflight.check(config, env)
     data = config_mod.effective(config)
-    data["key_origin"] = key.origin
+    # Modes as an operator writes them (0o640), not the decimal int they are (416).
+    data["output"]["file_mode"] = f"0o{config.output.file_mode:o}"
+    data["key_origin"] = report.key_origin
     print(json.dumps(data, indent=2))
-    print(f"dcmwatch: {config.source}: configuration is valid", file=sys.stderr)
-    return EXIT_OK
+    if report.ok:
+        print(f"dcmwatch: {config.source}: configuration is valid", file=sys.stderr)
+        return EXIT_OK
+    lines = "\n".join(p.render(config.source) for p in report.problems)
+    print(f"dcmwatch: `run` would refuse to start:\n{lines}", file=sys.stderr)
+    return EXIT_USAGE if any(p.kind == "config" for p in report.problems) else EXIT_FAILED
 
 
 def lookup(config: Config, pseudonym: str) -> int:
@@ -234,7 +258,8 @@ def lookup(config: Config, pseudonym: str) -> int:
 
     try:  # stdout is the answer; the audit event goes to stderr and the site's log file
         log_mod.configure(config.log.format, config.log.level, stream=sys.stderr,
-                          file=config.log.file)
+                          file=config.log.file,
+                          stamp={"run": log_mod.new_run_id(), "component": "lookup"})
     except OSError as exc:  # no lookup that the log file would not record
         raise ConfigError(f"{config.source}: log.file: cannot open it for the audit event "
                           f"({exc.strerror})") from None

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretBytes, ValidationError, field_validator
 
+from dcmwatch import config_messages
 from dcmwatch.deid.settings import DeidSettings
 from dcmwatch.errors import ConfigError
 from dcmwatch.ocr.settings import OcrSettings
@@ -235,7 +236,10 @@ def parse(text: str, *, source: str, base: Path) -> Config:
         # Relative mask files are read against the config file's folder, once, here.
         config = Config.model_validate(data, context={CONFIG_DIR_CONTEXT: base})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(config_messages.describe(exc, source, Config)) from None
+    quoted = config_messages.strings_for_numbers(data, config)
+    if quoted:
+        raise ConfigError("\n".join(f"{source}: {line}" for line in quoted))
     config = _resolve_paths(config, base)
     _check_folders(config.paths, source)
     backstop = backstop_seconds(config.limits.file_seconds)
@@ -270,24 +274,6 @@ def _check_folders(paths: Paths, source: str) -> None:
     if archive is not None and real["state"].is_relative_to(archive):
         raise ConfigError(f"{source}: paths.archive: must not be paths.state or contain it "
                           f"(retention deletes below it): {archive}")
-
-
-def _describe(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors(include_url=False, include_input=False):
-        key = _dotted(err["loc"])
-        lines.append(f"{source}: {key or '(top level)'}: {err['msg']}")
-    return "\n".join(lines)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
 
 
 def _resolve_paths(config: Config, base: Path) -> Config:

@@ -119,6 +119,8 @@ class Daemon:
         self._ready: deque[_InFlight] = deque()  # claimed, waiting for a pool slot
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
+        #: Inbox path -> claim id of files given back to the inbox (deferred), oldest first.
+        self._given_back: dict[str, str] = {}
         #: Files in the I/O threads: an output being committed, or a processed input removed.
         self._committing = 0
         #: What the I/O threads finished (a commit, an input's release) and the main thread's
@@ -458,7 +460,8 @@ class Daemon:
                 self._submit(item)
 
     def _claim(self, path: str) -> _InFlight | None:
-        claim_id = new_claim_id()
+        # A file given back (still being written) keeps its claim id: one id for its whole life.
+        claim_id = self._given_back.pop(path, None) or new_claim_id()
         work = self.work / f"{claim_id}.dcm"
         try:
             st = store.claim(Path(path), work)
@@ -688,14 +691,23 @@ class Daemon:
 
     def _give_back(self, item: _InFlight, outcome: Outcome) -> None:
         assert item.origin is not None
+        with contextlib.suppress(OSError):  # the same inode will be back under its inbox name
+            self.intake.hold(item.origin, os.lstat(item.task.path),
+                             delay=self.config.watch.settle_seconds)
         if store.unclaim(Path(item.task.path), Path(item.origin)):
             self.journal.finished(item.task.claim_id, outcome="returned", reason=outcome.reason)
+            self._remember_given_back(item.origin, item.task.claim_id)
             self.counters.deferred += 1
             self.log.info("file.deferred", claim_id=item.task.claim_id, reason=outcome.reason,
                           retry_in_s=self.config.watch.settle_seconds)
-            self.intake.watch(item.origin, delay=self.config.watch.settle_seconds)
         else:  # its name was taken by a new file meanwhile: this part can only be quarantined
             self._quarantine(item, outcome)
+
+    def _remember_given_back(self, origin: str, claim_id: str) -> None:
+        """Bounded: a file given back and then removed by its writer must not be kept forever."""
+        self._given_back[origin] = claim_id
+        while len(self._given_back) > self.config.queue.max_pending:
+            del self._given_back[next(iter(self._given_back))]
 
     def _transient(self, item: _InFlight, outcome: Outcome) -> None:
         self._seq += 1

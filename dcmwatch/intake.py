@@ -42,6 +42,8 @@ class _Settling:
     due: float
     #: When the path was first offered (monotonic): the start of its drop-to-output latency.
     seen: float
+    #: Given back by the daemon (still being written): only settling releases it, not an event.
+    held: bool = False
 
 
 class Intake:
@@ -66,9 +68,23 @@ class Intake:
         if not self._acceptable(path):
             return
         if complete:
+            with self._lock:
+                settling = self._settling.get(path)
+            if settling is not None and settling.held:
+                return  # the rename back into the inbox was ours: its writer may not be done
             self._enqueue(path)
         else:
             self.watch(path, delay=self.settle)
+
+    def hold(self, path: str, st: os.stat_result, *, delay: float) -> None:
+        """The daemon gives `path` (whose inode `st` describes) back to the inbox: take it only
+        once it has not changed for `delay` seconds, whatever events its return causes."""
+        now = self.clock()
+        with self._lock:
+            old = self._settling.get(path)
+            seen = old.seen if old is not None else now
+            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + delay, seen,
+                                             held=True)
 
     def watch(self, path: str, *, delay: float) -> None:
         """Take `path` once it has not changed for `delay` seconds (and has settled)."""
@@ -84,7 +100,8 @@ class Intake:
                 return
             old = self._settling.get(path)
             seen = old.seen if old is not None else now
-            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + delay, seen)
+            held = old.held if old is not None else False
+            self._settling[path] = _Settling(st.st_size, st.st_mtime_ns, now + delay, seen, held)
 
     def _acceptable(self, path: str) -> bool:
         if self.names.ignored(path):
@@ -153,7 +170,7 @@ class Intake:
             else:
                 with self._lock:
                     self._settling[path] = _Settling(st.st_size, st.st_mtime_ns,
-                                                     now + self.settle, seen.seen)
+                                                     now + self.settle, seen.seen, seen.held)
 
     def wait(self, timeout: float) -> None:
         self._wakeup.wait(timeout)

@@ -15,11 +15,12 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import stat
 import sys
 import threading
 import traceback
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO, cast
@@ -50,35 +51,69 @@ def safe_exception(
     return event_dict
 
 
+#: Fields every line of this process carries (`run`, `component`): set by `configure`.
+_fields: dict[str, str] = {}
+#: The log file `configure` opened last: closed when logging is configured again.
+_open_file: ReopeningFile | None = None
+
+
+def new_run_id() -> str:
+    """Random, so it says nothing about who ran what on which files."""
+    return secrets.token_hex(6)
+
+
+def fields() -> dict[str, str]:
+    return dict(_fields)
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *,
-              file: Path | None = None, stdout: bool = True) -> None:
+              file: Path | None = None, stdout: bool = True,
+              stamp: Mapping[str, str] | None = None,
+              human: Callable[[str], None] | None = None) -> None:
     """Configure structlog once per process (the daemon, the CLI).
 
     With a `file`, every line is JSON (a file is for machines) and goes to the file, and to
     stdout too unless `stdout` is false. Raises OSError when the file cannot be opened.
+    `stamp`: fields added to every line (which run of which command wrote it). `human`: warnings
+    and errors also go there as one readable line each (a progress display prints them above
+    its bar); JSON then goes to stdout only when it is not a terminal, where it would be glued
+    into the bar.
     """
+    global _open_file  # noqa: PLW0603 - logging is the one global (see the module docstring)
     out = stream if stream is not None else sys.stdout
-    console = file is None and (fmt == "console" or (fmt == "auto" and out.isatty()))
+    quiet = human is not None and out.isatty()
+    console = (human is None and file is None
+               and (fmt == "console" or (fmt == "auto" and out.isatty())))
     renderer: Any = (
         structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
         if console
         else structlog.processors.JSONRenderer(sort_keys=False)
     )
+    _fields.clear()
+    _fields.update(stamp or {})
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        safe_exception,
+    ]
+    if _fields:
+        processors.append(_Stamp(dict(_fields)))
+    if human is not None:
+        processors.append(HumanLines(human))
+    processors.append(renderer)
+    if _open_file is not None:
+        _open_file.close()
+        _open_file = None
+    sink: Any = _Discard() if quiet else out
+    if file is not None:
+        _open_file = ReopeningFile(file)
+        sink = _Lines(_open_file, out if stdout and not quiet else None)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            safe_exception,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=(
-            structlog.PrintLoggerFactory(out) if file is None
-            else structlog.WriteLoggerFactory(
-                cast(TextIO, _Lines(ReopeningFile(file), out if stdout else None))
-            )
-        ),
+        logger_factory=(structlog.PrintLoggerFactory(sink) if file is None
+                        else structlog.WriteLoggerFactory(cast(TextIO, sink))),
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging; their records may quote element values, so only
@@ -87,6 +122,51 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
     root.handlers[:] = [_StdlibBridge()]
     root.setLevel(logging.WARNING)
     logging.captureWarnings(True)
+
+
+class _Stamp:
+    def __init__(self, stamp: dict[str, str]) -> None:
+        self.stamp = stamp
+
+    def __call__(self, _logger: Any, _method: str,
+                 event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict.update(self.stamp)
+        return event_dict
+
+
+#: Left out of the readable line: long (OCR boxes, frames) or the same on every line.
+_NOT_FOR_HUMANS = frozenset({"event", "level", "timestamp", "findings", "exc_frames", "run",
+                             "component"})
+
+
+class HumanLines:
+    """Warnings and errors, also as one readable line each for a person at a terminal
+    (`HH:MM:SS level event key=value ...`); the event goes on unchanged to the JSON renderer."""
+
+    def __init__(self, write: Callable[[str], None], level: str = "warning") -> None:
+        self.write = write
+        self.level = _LEVELS[level]
+
+    def __call__(self, _logger: Any, method: str,
+                 event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if _LEVELS.get(str(event_dict.get("level", method)), logging.ERROR) >= self.level:
+            self.write(human_line(event_dict))
+        return event_dict
+
+
+def human_line(event_dict: Mapping[str, Any]) -> str:
+    when = str(event_dict.get("timestamp", ""))[11:19]
+    rest = " ".join(f"{k}={v}" for k, v in event_dict.items()
+                    if k not in _NOT_FOR_HUMANS and v is not None)
+    return f"{when} {event_dict.get('level', ''):<7} {event_dict.get('event')}  {rest}".rstrip()
+
+
+class _Discard:
+    def write(self, line: str) -> int:
+        return len(line)
+
+    def flush(self) -> None:
+        return None
 
 
 class ReopeningFile:

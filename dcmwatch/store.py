@@ -200,10 +200,11 @@ def claim(src: Path, work: Path) -> os.stat_result:
 def unclaim(work: Path, src: Path) -> bool:
     """Give a claimed file back to its inbox name, unless something new took that name."""
     try:
-        os.link(work, src, follow_symlinks=False)
+        # Never a hard link: with fs.protected_hardlinks (the default) linking another user's
+        # file that we may not write fails, and a sender's file is exactly that.
+        rename_noreplace(work, src)
     except OSError:  # a new file took the name, or its folder is gone
         return False
-    work.unlink()
     fsync_dir(src.parent)
     return True
 
@@ -245,7 +246,7 @@ def move_durable(src: Path, dest: Path, *, tag: str, mode: int = 0o640,
     special file is never read: an empty placeholder takes its place.
     """
     st = os.lstat(src)
-    if not keep_source and _same_device(st, dest.parent):
+    if not keep_source and _same_device(st, dest.parent) and _ours(st):
         if stat.S_ISREG(st.st_mode):
             # A rename keeps the dropper's mode (often 0644): a quarantined or archived original
             # holds PHI and must get our restrictive mode, before it appears under its new name.
@@ -253,6 +254,9 @@ def move_durable(src: Path, dest: Path, *, tag: str, mode: int = 0o640,
         os.replace(src, dest)
         fsync_dir(dest.parent)
         return
+    # Another user's file (a sender writing into the setgid inbox) may be renamed and unlinked
+    # (the folder is ours) but not chmodded: its content goes into a new file we create with
+    # our mode, so the quarantine or archive never holds a file we cannot govern.
     data = read_input_unchecked(src) if stat.S_ISREG(st.st_mode) else b""
     write_durable(dest, data, tag=tag, mode=mode)
     if not keep_source:
@@ -267,6 +271,12 @@ def read_input_unchecked(path: Path) -> bytes:
         return b""
     finally:
         os.close(fd)
+
+
+def _ours(st: os.stat_result) -> bool:
+    """Whether this process owns the file: only then may it change the file's mode. Root is no
+    exception, because a service may run as root without CAP_FOWNER."""
+    return st.st_uid == os.geteuid() or not stat.S_ISREG(st.st_mode)
 
 
 def _same_device(st: os.stat_result, folder: Path) -> bool:
@@ -287,7 +297,7 @@ def rename_noreplace(src: Path, dest: Path) -> None:
     renameat2(RENAME_NOREPLACE) where the kernel and filesystem have it; else a hard link (which
     refuses an existing name) and an unlink, in which case `dest` briefly has two links.
     """
-    from dcmwatch import libc  # noqa: PLC0415 - only requeue needs ctypes
+    from dcmwatch import libc  # noqa: PLC0415 - ctypes only when a file moves back
 
     fn = libc.function("renameat2")
     if fn is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,60 @@ class TestLiveness:
                                 "[limits]\nfile_seconds = 60\n")
         cfg = _load(tmp_path, "[workers]\nstall_seconds = 91\n[limits]\nfile_seconds = 60\n")
         assert cfg.workers.stall_seconds == 91
+
+
+RULE = """
+[[rules]]
+name = "ct"
+[rules.match]
+Modality = "CT"
+[[rules.actions]]
+type = "hu_threshold"
+{action}
+"""
+
+
+class TestStrictValues:
+    @pytest.mark.parametrize(("text", "key"), [
+        (RULE.format(action='below = "-500"'), "rules[0].actions[0].below"),
+        ('[workers]\ncount = "2"\n', "workers.count"),
+        ('[output]\nfile_mode = "416"\n', "output.file_mode"),
+        ('[limits]\nfile_seconds = "60"\n', "limits.file_seconds"),
+    ])
+    def test_a_quoted_number_is_refused_naming_the_key(self, tmp_path: Path, text: str,
+                                                       key: str) -> None:
+        """A string where a number is expected is an error naming file and dotted key, not a
+        number pydantic converted."""
+        with pytest.raises(ConfigError, match=rf"site\.toml: {re.escape(key)}: expected a number"):
+            _load(tmp_path, text)
+
+    def test_a_quoted_boolean_is_refused(self, tmp_path: Path) -> None:
+        """'true' in quotes is a string, not true."""
+        with pytest.raises(ConfigError, match=r"site\.toml: metrics\.enabled: expected true or"):
+            _load(tmp_path, '[metrics]\nenabled = "true"\n')
+
+    def test_numbers_and_strings_where_they_belong_pass(self, tmp_path: Path) -> None:
+        """Unquoted numbers, and strings in string fields (a match value), stay accepted."""
+        cfg = _load(tmp_path, RULE.format(action="below = -500") + '\n[workers]\ncount = 2\n')
+        assert cfg.rules[0].actions[0].below == -500  # type: ignore[union-attr]
+        assert cfg.workers.count == 2
+
+
+class TestDidYouMean:
+    @pytest.mark.parametrize(("text", "message"), [
+        ("[workers]\ncont = 2\n", "workers.cont: unknown key; did you mean 'count'?"),
+        ("[paht]\ninbox = 'x'\n", "paht: unknown key; did you mean 'paths'?"),
+        (RULE.format(action="belwo = -500"), "belwo: unknown key; did you mean 'below'?"),
+    ])
+    def test_a_typo_gets_the_closest_key(self, tmp_path: Path, text: str, message: str) -> None:
+        """An unknown key is named with the file, and the closest key of its section offered."""
+        with pytest.raises(ConfigError, match=r"site\.toml: ") as info:
+            _load(tmp_path, text)
+        assert message in str(info.value)
+
+    def test_no_suggestion_for_a_key_like_none(self, tmp_path: Path) -> None:
+        """Nothing close: no guess."""
+        with pytest.raises(ConfigError) as info:
+            _load(tmp_path, "[workers]\nzzzzzz = 2\n")
+        assert "workers.zzzzzz: unknown key" in str(info.value)
+        assert "did you mean" not in str(info.value)

@@ -142,3 +142,20 @@ class TestIncrementalRescan:
         i = _intake(tmp_path, max_pending=2)
         i.rescan()
         assert i.depth() == 2 and i.overflowed
+
+
+class TestHold:
+    def test_a_held_path_ignores_its_rename_event_until_settled(self, tmp_path: Path) -> None:
+        """A file the daemon gave back is taken only once unchanged for the delay, even when
+        its rename into the inbox arrives as a 'complete' event."""
+        clock = FakeClock()
+        i = _intake(tmp_path, clock)
+        path = tmp_path / "a.dcm"
+        path.write_bytes(b"x" * 10)
+        i.hold(str(path), os.lstat(path), delay=2.0)
+        i.offer(str(path), complete=True)
+        i.tick()
+        assert i.take() is None
+        clock.now += 2.5
+        i.tick()
+        assert i.take() == str(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_files
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -26,7 +26,9 @@ from dcmwatch.testing import ct_series_bytes
 from tests.conftest import KEY_HEX, write_config
 
 LIMIT = 1 << 30
-BUNDLED = sorted({Path(p).name: p for p in get_testdata_files("*.dcm")}.items())
+# pydicom's bundled folder, listed here: get_testdata_files with a wildcard tries the network.
+_BUNDLED_DIR = Path(get_testdata_file("CT_small.dcm")).parent
+BUNDLED = sorted((p.name, str(p)) for p in _BUNDLED_DIR.glob("*.dcm"))
 RULES = """
 [[rules]]
 name = "ct"

@@ -170,7 +170,7 @@ def quarantine(item: Item, batch: Batch, config: Config, reason: str, message: s
     """Copy the original into quarantine with a PHI-free sidecar; `failed` if that fails."""
     start = time.perf_counter() if start is None else start
     sidecar: dict[str, object] = {
-        "event": "file.quarantined", "ident": item.ident, "reason": reason, "message": message,
+        "event": "file.quarantined", "claim_id": item.ident, "reason": reason, "message": message,
         "bytes": size, "mode": "backfill", "dcmwatch_version": __version__,
     }
     if findings:

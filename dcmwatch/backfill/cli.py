@@ -52,6 +52,8 @@ def run(config: Config, args: argparse.Namespace, log: Any) -> int:
     bar = want_bar()
     reporter = Reporter(log, bar=bar, count=(lambda: sources.iter_sources(
         options.sources, options.manifest)) if bar else None)
+    if bar:  # warnings above the bar, for a person; JSON only where no person reads it
+        log = _log_above_the_bar(config, reporter)
     try:
         tally = Driver(config, options, engine, log, reporter).run()
     except EngineFailed as exc:
@@ -60,6 +62,14 @@ def run(config: Config, args: argparse.Namespace, log: Any) -> int:
     finally:
         engine.close()
     return EXIT_OK if tally.quarantined == 0 and tally.failed == 0 else EXIT_PROBLEMS
+
+
+def _log_above_the_bar(config: Config, reporter: Reporter) -> Any:
+    from dcmwatch import log as log_mod  # noqa: PLC0415
+
+    log_mod.configure(config.log.format, config.log.level, file=config.log.file,
+                      stdout=config.log.stdout, stamp=log_mod.fields(), human=reporter.show)
+    return log_mod.get()
 
 
 def make_engine(config: Config, cluster: str | None, local_cluster: int | None) -> Engine:

@@ -126,7 +126,7 @@ class Driver:
             journal.close()
             if self._reid is not None:
                 self._reid.close()
-            self.reporter.close()
+            self.reporter.close(self.tally)
         self.log.info("process.finished", engine=self.engine.name,
                       **self.reporter.numbers(self.tally))
         return self.tally
@@ -239,7 +239,7 @@ class Driver:
             self._reid.record_reid(pairs)
         for r in results:
             if r.findings:  # the burned-in text guard's boxes: workers cannot log
-                self.log.warning("ocr.finding", ident=r.ident, policy=self.config.ocr.policy,
+                self.log.warning("ocr.finding", claim_id=r.ident, policy=self.config.ocr.policy,
                                  count=len(r.findings), findings=[f.as_dict() for f in r.findings])
             if r.stream is not None and r.stream.changed:
                 self.log.info("pixels.stream_cleaned", ident=r.ident, **r.stream.as_dict())
@@ -250,15 +250,16 @@ class Driver:
             t.bytes_in += r.bytes_in
             if r.status == "processed":
                 t.processed += 1
-                self.log.debug("file.processed", ident=r.ident, output=r.output,
+                self.log.debug("file.processed", claim_id=r.ident, output=r.output,
                                bytes=r.bytes_in, duration_ms=r.duration_ms)
             elif r.status == "quarantined":
                 t.quarantined += 1
-                self.log.warning("file.quarantined", ident=r.ident, reason=r.reason,
+                t.quarantine_reasons[r.reason or "unknown"] += 1
+                self.log.warning("file.quarantined", claim_id=r.ident, reason=r.reason,
                                  message=r.message, bytes=r.bytes_in)
             else:
                 t.failed += 1
-                self.log.error("file.failed", ident=r.ident, reason=r.reason,
+                self.log.error("file.failed", claim_id=r.ident, reason=r.reason,
                                message=r.message)
         self.reporter.update(t)
         if self.on_batch is not None:

@@ -1,4 +1,6 @@
-"""What an operator sees during a backfill: a progress bar on a terminal, JSON events otherwise.
+"""What an operator sees during a backfill: on a terminal what rich and tqdm tools show (a
+progress bar, warnings as readable lines above it, a summary table at the end), JSON events
+otherwise.
 
 Either way the run ends with one `process.finished` event carrying counts per outcome and the
 run's throughput. Events carry identities we made (keyed digests, pseudonymous output keys) and
@@ -10,8 +12,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -25,6 +28,8 @@ class Tally:
     bytes_in: int = 0
     batches: int = 0
     splits: int = 0
+    #: Quarantined files per reason.
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
 
     @property
     def files(self) -> int:
@@ -88,17 +93,47 @@ class Reporter:
 
     def numbers(self, tally: Tally) -> dict[str, Any]:
         seconds = time.monotonic() - self._started
+        data = asdict(tally)
+        data["quarantine_reasons"] = dict(sorted(tally.quarantine_reasons.items()))
         return {
-            "files": tally.files, **asdict(tally),
+            "files": tally.files, **data,
             "duration_ms": round(seconds * 1000, 1),
             "files_per_s": round(tally.files / seconds, 1) if seconds > 0 else None,
             "mb_per_s": round(tally.bytes_in / seconds / 1e6, 2) if seconds > 0 else None,
         }
 
-    def close(self) -> None:
+    def show(self, line: str) -> None:
+        """A log line for the person at the terminal, printed above the bar."""
         if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def close(self, tally: Tally | None = None) -> None:
+        """Stop the bar; with the final `tally`, leave a summary table where it was."""
+        if self._bar is None:
+            return
+        bar, self._bar = self._bar, None
+        bar.stop()
+        if tally is not None:
+            bar.console.print(summary_table(self.numbers(tally)))
+
+
+def summary_table(numbers: dict[str, Any]) -> Any:
+    from rich.table import Table  # noqa: PLC0415 - only on a terminal
+
+    table = Table(title="dcmwatch process", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("processed", str(numbers["processed"]))
+    table.add_row("quarantined", str(numbers["quarantined"]))
+    for reason, n in sorted(numbers["quarantine_reasons"].items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"  {reason}", str(n))
+    table.add_row("failed", str(numbers["failed"]))
+    if numbers["skipped"]:
+        table.add_row("skipped (done before)", str(numbers["skipped"]))
+    rate = numbers["files_per_s"]
+    table.add_row("files/s", f"{rate:.1f}" if rate is not None else "-")
+    table.add_row("seconds", f"{numbers['duration_ms'] / 1000:.1f}")
+    return table
 
 
 def want_bar() -> bool:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -94,6 +95,25 @@ class TestIntake:
         assert len(outs) == 1
         assert list(daemon.quarantine.glob("*")) == []
         assert daemon.stop() == 0
+
+    def test_a_deferred_file_keeps_its_claim_id(self, daemon: DaemonProcess) -> None:
+        """Given back while still being written, then claimed again: one claim id from its first
+        `file.received` to `file.processed`, and one journal row that ends `processed`."""
+        daemon.start()
+        data = ct_series_bytes(1, **SMALL)[0]
+        target = daemon.inbox / phi_name(2)
+        with target.open("wb") as fh:
+            fh.write(data[: len(data) // 3])
+        deferred = daemon.wait_event("file.deferred", timeout=10)
+        with target.open("ab") as fh:
+            fh.write(data[len(data) // 3 :])
+        processed = daemon.wait_event("file.processed")
+        assert daemon.stop() == 0
+        received = {e["claim_id"] for e in daemon.events() if e.get("event") == "file.received"}
+        assert received == {deferred[0]["claim_id"]} == {processed[0]["claim_id"]}
+        with sqlite3.connect(daemon.state / "journal.sqlite3") as db:
+            rows = db.execute("SELECT claim_id, outcome FROM files").fetchall()
+        assert rows == [(processed[0]["claim_id"], "processed")]
 
     def test_preexisting_files_processed_at_start(self, tmp_path: Path, config_file: Path) -> None:
         """Files already waiting in the inbox when the daemon starts are processed."""
