@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             log_mod.get().error("daemon.failed", reason="preflight",
                                 problems=[f"{p.key}: {p.message}" for p in report.problems])
             return EXIT_FAILED
+        if report is not None and report.warnings:
+            log_mod.get().warning("daemon.preflight_warning",
+                                  problems=[f"{p.key}: {p.message}" for p in report.warnings])
         key = keys.resolve(config.deid, env, create=True)
         config = config.with_secret(key.key)
     except ConfigError as exc:
@@ -239,6 +242,9 @@ def _check_config(config: Config, env: Mapping[str, str]) -> int:
     data["output"]["file_mode"] = f"0o{config.output.file_mode:o}"
     data["key_origin"] = report.key_origin
     print(json.dumps(data, indent=2))
+    for warning in report.warnings:
+        print(f"dcmwatch: warning: {warning.render(config.source)} (`run` starts and retries "
+              "each write until it can)", file=sys.stderr)
     if report.ok:
         print(f"dcmwatch: {config.source}: configuration is valid", file=sys.stderr)
         return EXIT_OK

@@ -40,6 +40,10 @@ class Problem:
 class Report:
     key_origin: str | None
     problems: tuple[Problem, ...]
+    #: Folders that exist but cannot be written now. `run` starts anyway and retries each
+    #: write with back-off (an operator fixes a mode, a read-only mount comes back), as it does
+    #: for a full disk; both commands say so.
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -62,18 +66,22 @@ def check(config: Config, env: Mapping[str, str]) -> Report:
     if config.log.file is not None:
         problems.extend(_creatable("log.file", config.log.file, "config", folder=False))
     p = config.paths
-    folders: list[tuple[str, Path]] = [("paths.inbox", p.inbox), ("paths.outbox", p.outbox),
-                                       ("paths.quarantine", p.quarantine),
-                                       ("paths.state", p.state)]
-    if config.output.on_success == "archive":
-        folders.append(("paths.archive", p.archive or p.state / "archive"))
-    for key, folder in folders:
+    for key, folder in (("paths.inbox", p.inbox), ("paths.state", p.state)):
         problems.extend(_creatable(key, folder, "folder", folder=True))
+    # Where outputs, quarantined files and archived inputs are written, each write is retried.
+    retried: list[tuple[str, Path]] = [("paths.outbox", p.outbox),
+                                       ("paths.quarantine", p.quarantine)]
+    if config.output.on_success == "archive":
+        retried.append(("paths.archive", p.archive or p.state / "archive"))
+    warnings: list[Problem] = []
+    for key, folder in retried:
+        found = _creatable(key, folder, "folder", folder=True)
+        (warnings if folder.is_dir() else problems).extend(found)
     db = p.state / JOURNAL_FILE
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         problems.append(Problem("paths.state", "the state database is not readable and "
                                 "writable by this user", "folder"))
-    return Report(origin, tuple(problems))
+    return Report(origin, tuple(problems), tuple(warnings))
 
 
 def _creatable(key: str, path: Path, kind: Kind, *, folder: bool) -> list[Problem]:

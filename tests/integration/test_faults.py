@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -116,6 +117,28 @@ def test_outbox_read_only_is_retried_until_writable(tmp_path: Path) -> None:
             d.kill()
         assert list(d.quarantine.glob("*")) == []
         assert_no_phi(d)
+
+
+def _check_config(cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dcmwatch", "check-config", "--config", str(cfg)],
+                          check=False, capture_output=True, text=True, timeout=60)
+
+
+@needs_mount
+def test_check_config_warns_of_a_read_only_outbox_that_run_would_retry(tmp_path: Path) -> None:
+    """check-config agrees with run: a read-only outbox is a warning (run starts and retries
+    each write, the test above), not a refusal; a folder that cannot be created is refused."""
+    cfg = write_config(tmp_path)
+    with tmpfs(tmp_path / "outbox", "1m") as outbox:
+        subprocess.run(["mount", "-o", "remount,ro", str(outbox)], check=True)
+        done = _check_config(cfg)
+        assert done.returncode == 0, done.stderr
+        assert "warning: " in done.stderr and "paths.outbox: the folder is not writable" in done.stderr
+        assert "configuration is valid" in done.stderr
+        cfg.write_text(cfg.read_text().replace('outbox = "outbox"', 'outbox = "outbox/deeper"'))
+        done = _check_config(cfg)
+        assert done.returncode == 3, done.stderr
+        assert "paths.outbox: cannot be created" in done.stderr
 
 
 def test_inbox_deleted_and_recreated(tmp_path: Path) -> None:
