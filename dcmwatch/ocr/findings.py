@@ -30,7 +30,7 @@ from dcmwatch.ocr.engines import Box, TextLine, union
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
 from dcmwatch.ocr.settings import OcrSettings
 
-__all__ = ["OTHER_TEXT", "Finding", "classify", "summary"]
+__all__ = ["OTHER_TEXT", "Finding", "classify", "flag_lines", "summary"]
 
 #: The class of a finding that matched no header value.
 OTHER_TEXT = "text"
@@ -64,9 +64,21 @@ def classify(
     lines: Sequence[TextLine], ids: IdentifyingValues, settings: OcrSettings, *, frame: int
 ) -> list[Finding]:
     """The findings among ``lines``: one per line holding any, boxing its offending words."""
-    allow = _compiled(settings.allow)
-    out: list[Finding] = []
-    for line in lines:
+    return [f for _, f in flag_lines(lines, ids, settings, frame=frame)]
+
+
+def flag_lines(
+    lines: Sequence[TextLine], ids: IdentifyingValues, settings: OcrSettings, *, frame: int,
+    everything: bool = False,
+) -> list[tuple[int, Finding]]:
+    """(index of the line, its finding) for each line of ``lines`` that holds a finding.
+
+    ``everything`` (policy ``redact_all``): allow patterns are ignored, so any confident text is
+    a finding; header values still match at any confidence.
+    """
+    allow = () if everything else _compiled(settings.allow)
+    out: list[tuple[int, Finding]] = []
+    for index, line in enumerate(lines):
         words = line.words
         norms = [normalise(w.text) for w in words]
         matched = _header_matches(norms, ids)
@@ -87,12 +99,12 @@ def classify(
         if flagged:
             if len(classes) > 1:
                 classes.discard(OTHER_TEXT)
-            out.append(Finding(
+            out.append((index, Finding(
                 frame=frame,
                 box=union([words[i].box for i in flagged]),
                 confidence=max(words[i].confidence for i in flagged),
                 classes=tuple(sorted(classes)),
-            ))
+            )))
     return out
 
 

@@ -123,12 +123,12 @@ def test_a_timeout_quarantines_with_its_own_reason(engine: str) -> None:
 
 
 def test_ct_is_never_read_by_default(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dcmwatch.ocr import step
+    from dcmwatch.ocr import scan
 
     def explode(*_: Any, **__: Any) -> Any:
         raise AssertionError("OCR ran on a CT image")
 
-    monkeypatch.setattr(step, "engine_for", explode)
+    monkeypatch.setattr(scan, "engine_for", explode)
     ds = banner_dataset(BANNER, modality="CT")
     del ds.BurnedInAnnotation
     assert run(ds, make_config(engine)).findings == ()

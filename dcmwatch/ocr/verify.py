@@ -1,0 +1,147 @@
+"""Check a redaction by reading the redacted image again, differently.
+
+The engine that missed a word on the first pass misses it again on the same pixels, so the
+check never repeats the first reading: the same engine reads a contrast-stretched, inverted
+(dark text on light, what tesseract is trained on) and enlarged copy, and the other engine,
+when installed, reads the image as the guard renders it. Text is left when either reading finds
+what the guard would act on anywhere in the image (a header value at any confidence, other
+confident text), or any text at all near a painted region (a line of the banner the first pass
+did not place in its block; half the confidence the guard asks elsewhere, since a word beside a
+banner is a suspect already, and at least `MIN_TEXT_HEIGHT` high, since speckle read as text is
+tiny). Findings only: never the text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from dcmwatch.ocr.engines import Box, Engine, TextLine, Word, engine_for, get_engine
+from dcmwatch.ocr.findings import OTHER_TEXT, Finding, flag_lines
+from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
+from dcmwatch.ocr.render import Image8, render_frames
+from dcmwatch.ocr.scan import read_lines
+from dcmwatch.ocr.settings import OcrSettings, find_tessdata
+
+__all__ = ["ENLARGE", "MIN_TEXT_HEIGHT", "remaining_text", "verifiers"]
+
+#: The same engine's second reading is of the image enlarged by this factor.
+ENLARGE = 2
+#: Words near a painted region lower than this (pixels) are speckle, not a line left over.
+MIN_TEXT_HEIGHT = 6
+#: Images larger than this many pixels are not enlarged (the time would go to nothing).
+_ENLARGE_MAX_PIXELS = 4_000_000
+
+Reader = Callable[[Image8, float], tuple[TextLine, ...]]
+
+
+def verifiers(settings: OcrSettings) -> list[Reader]:
+    """The readers a redaction is checked with: the same engine on another preprocessing, and
+    the other engine when it is installed."""
+    readers: list[Reader] = [_preprocessed(engine_for(settings))]
+    other = _other_engine(settings)
+    if other is not None:
+        readers.append(other.read)
+    return readers
+
+
+def remaining_text(
+    ds: Dataset, ids: IdentifyingValues, settings: OcrSettings, max_pixel_bytes: int,
+    regions: Sequence[Box],
+) -> tuple[Finding, ...]:
+    """Findings in the redacted ``ds`` (the frames the first pass read), by every verifier."""
+    deadline = time.monotonic() + settings.time_limit_seconds
+    _, images = render_frames(ds, settings.frames, max_pixel_bytes)
+    everything = settings.policy == "redact_all"
+    readers = verifiers(settings)
+    left: list[Finding] = []
+    for index, image in images:
+        for reader in readers:
+            lines = read_lines(_Adapter(reader), image, deadline)
+            flagged = flag_lines(lines, ids, settings, frame=index + 1, everything=everything)
+            left.extend(f for _, f in flagged)
+            left.extend(_near_regions(lines, regions, settings.min_chars,
+                                      settings.min_confidence / 2, frame=index + 1))
+    return tuple(left)
+
+
+def _near_regions(
+    lines: Sequence[TextLine], regions: Sequence[Box], min_chars: int, floor: float, *,
+    frame: int,
+) -> list[Finding]:
+    out = []
+    for line in lines:
+        for word in line.words:
+            if (word.confidence >= floor and word.box[3] >= MIN_TEXT_HEIGHT
+                    and len(normalise(word.text)) >= min_chars and any(
+                _touches(word.box, r, margin=max(word.box[3], 1)) for r in regions
+            )):
+                out.append(Finding(frame, word.box, word.confidence, (OTHER_TEXT,)))
+    return out
+
+
+def _touches(a: Box, b: Box, *, margin: int) -> bool:
+    return (a[0] < b[0] + b[2] + margin and b[0] - margin < a[0] + a[2]
+            and a[1] < b[1] + b[3] + margin and b[1] - margin < a[1] + a[3])
+
+
+class _Adapter:
+    """A reader as an `Engine` for `read_lines`."""
+
+    name = "verify"
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def read(self, image: Image8, timeout_s: float) -> tuple[TextLine, ...]:
+        return self._reader(image, timeout_s)
+
+
+def _preprocessed(engine: Engine) -> Reader:
+    def read(image: Image8, timeout_s: float) -> tuple[TextLine, ...]:
+        scale = ENLARGE if image.shape[0] * image.shape[1] <= _ENLARGE_MAX_PIXELS else 1
+        lines = engine.read(_contrast(image, scale), timeout_s)
+        if scale == 1:
+            return lines
+        return tuple(TextLine(tuple(_shrunk(w, scale) for w in line.words)) for line in lines)
+
+    return read
+
+
+def _contrast(image: Image8, scale: int) -> Image8:
+    """Grey, stretched between its 1st and 99.9th percentile, inverted, enlarged ``scale`` x."""
+    from PIL import Image  # noqa: PLC0415 - the ocr extra's dependency
+
+    grey = image if image.ndim == 2 else np.asarray(
+        np.clip(image @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255), dtype=np.uint8)
+    low, high = np.percentile(grey, (1.0, 99.9))
+    span = max(float(high) - float(low), 1.0)
+    stretched = np.clip((grey.astype(np.float32) - float(low)) * (255.0 / span), 0, 255)
+    inverted = np.asarray(255 - stretched, dtype=np.uint8)
+    if scale == 1:
+        return inverted
+    rows, columns = inverted.shape
+    big = Image.fromarray(inverted, mode="L").resize((columns * scale, rows * scale),
+                                                      Image.Resampling.BICUBIC)
+    return np.asarray(big, dtype=np.uint8)
+
+
+def _shrunk(word: Word, scale: int) -> Word:
+    x, y, w, h = word.box
+    x0, y0 = x // scale, y // scale
+    x1, y1 = -(-(x + w) // scale), -(-(y + h) // scale)
+    return Word(word.text, (x0, y0, x1 - x0, y1 - y0), word.confidence)
+
+
+def _other_engine(settings: OcrSettings) -> Engine | None:
+    if settings.engine == "tesseract":
+        if importlib.util.find_spec("rapidocr_onnxruntime") is None:
+            return None
+        return get_engine("rapidocr", None, "eng")
+    if importlib.util.find_spec("tesserocr") is None or find_tessdata(settings.tessdata) is None:
+        return None
+    return get_engine("tesseract", settings.tessdata, settings.languages)
