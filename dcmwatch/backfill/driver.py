@@ -30,6 +30,7 @@ from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.journal import Journal as StateJournal
 from dcmwatch.journal import open_state
+from dcmwatch.ocr.findings import redaction_record
 
 #: Consecutive batches failing as a whole (not per file) before the run gives up: the engine
 #: or the cluster is broken, and a rerun resumes where this one stopped.
@@ -235,6 +236,9 @@ class Driver:
             if r.findings:  # the burned-in text guard's boxes: workers cannot log
                 self.log.warning("ocr.finding", ident=r.ident, policy=self.config.ocr.policy,
                                  count=len(r.findings), findings=[f.as_dict() for f in r.findings])
+                redacted = redaction_record(r.findings)
+                if redacted is not None and r.status == "processed":
+                    self.log.info("ocr.redacted", ident=r.ident, **redacted)
         journal.record(results, self.digest)
         t = self.tally
         t.batches += 1

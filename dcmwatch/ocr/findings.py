@@ -30,7 +30,7 @@ from dcmwatch.ocr.engines import Box, TextLine, union
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
 from dcmwatch.ocr.settings import OcrSettings
 
-__all__ = ["OTHER_TEXT", "Finding", "classify", "flag_lines", "summary"]
+__all__ = ["OTHER_TEXT", "Finding", "classify", "flag_lines", "redaction_record", "summary"]
 
 #: The class of a finding that matched no header value.
 OTHER_TEXT = "text"
@@ -52,12 +52,15 @@ class Finding:
     #: institution, staff_name) or ("text",).
     classes: tuple[str, ...]
     redacted: bool = False
+    #: The region a redaction filled over it (its line's block, padded), on every frame.
+    filled: Box | None = None
 
     def as_dict(self) -> dict[str, Any]:
         x, y, w, h = self.box
         return {"frame": self.frame, "x": x, "y": y, "width": w, "height": h,
                 "confidence": round(self.confidence, 1), "classes": list(self.classes),
-                "redacted": self.redacted}
+                "redacted": self.redacted,
+                "filled": None if self.filled is None else list(self.filled)}
 
 
 def classify(
@@ -172,3 +175,13 @@ def summary(findings: Sequence[Finding]) -> str:
     """A PHI-free sentence for error messages: how many boxes, which classes."""
     classes = sorted({c for f in findings for c in f.classes})
     return f"{len(findings)} text region(s) in the pixels (matched: {', '.join(classes)})"
+
+
+def redaction_record(findings: Sequence[Finding]) -> dict[str, Any] | None:
+    """The fields of an ``ocr.redacted`` event (regions filled, their boxes, findings they
+    covered), or None when nothing was redacted. Numbers only."""
+    regions = sorted({f.filled for f in findings if f.redacted and f.filled is not None})
+    if not regions:
+        return None
+    return {"regions": len(regions), "boxes": [list(r) for r in regions],
+            "findings": sum(f.redacted for f in findings)}

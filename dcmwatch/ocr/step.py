@@ -23,6 +23,7 @@ from dataclasses import replace
 from pydicom.dataset import Dataset
 
 from dcmwatch.errors import DcmwatchError
+from dcmwatch.ocr.engines import Box
 from dcmwatch.ocr.errors import BurnedInTextError, BurnedInTextRemainsError, OcrEngineError
 from dcmwatch.ocr.findings import Finding, summary
 from dcmwatch.ocr.identifiers import IdentifyingValues
@@ -93,4 +94,14 @@ def _redact(
         )
     if read.read_all():
         ds.BurnedInAnnotation = "NO"
-    return tuple(replace(f, redacted=True) for f in read.findings)
+    return tuple(replace(f, redacted=True, filled=_around(f.box, regions))
+                 for f in read.findings)
+
+
+def _around(box: Box, regions: tuple[Box, ...]) -> Box | None:
+    """The filled region holding the middle of ``box`` (every finding's line is in one)."""
+    cx, cy = box[0] + box[2] // 2, box[1] + box[3] // 2
+    for r in regions:
+        if r[0] <= cx < r[0] + r[2] and r[1] <= cy < r[1] + r[3]:
+            return r
+    return None
