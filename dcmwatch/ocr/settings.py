@@ -72,7 +72,8 @@ class OcrSettings(BaseModel):
     #: Regular expressions (Python syntax, searched case-insensitively against one word or a run
     #: of words of a line) for benign overlay text such as measurements. Header values always win.
     allow: tuple[str, ...] = ()
-    #: Pixels added around each box when redacting (and around suggested mask rectangles).
+    #: At least this many pixels around each redacted block (and suggested mask rectangle);
+    #: blocks get half a line height above and below and a line height at the sides anyway.
     pad: Annotated[int, Field(ge=0, le=256)] = 4
     #: Wall-clock limit for reading one image; beyond it the file is quarantined (ocr_timeout).
     time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
