@@ -68,15 +68,17 @@ class Scan:
 
 def scan(
     ds: Dataset, ids: IdentifyingValues, settings: OcrSettings, max_pixel_bytes: int, *,
-    only: int | None = None,
+    only: int | None = None, deadline: float | None = None,
 ) -> Scan:
     """Read the frames ``settings.frames`` chooses (or the 0-based frame ``only``) of ``ds`` as
-    it is, and classify every line against ``ids``.
+    it is, and classify every line against ``ids``. ``deadline`` (`time.monotonic`): when
+    the image's time is up, by default ``settings.time_limit_seconds`` from now.
 
     Raises `OcrTimeoutError` beyond ``settings.time_limit_seconds``, `OcrEngineError` when the
     engine fails (with a message of ours: an engine's own could quote what it read).
     """
-    deadline = time.monotonic() + settings.time_limit_seconds
+    if deadline is None:
+        deadline = time.monotonic() + settings.time_limit_seconds
     engine = engine_for(settings)
     total, images = render_frames(ds, settings.frames, max_pixel_bytes, only=only)
     everything = settings.policy == "redact_all"

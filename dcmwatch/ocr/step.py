@@ -17,6 +17,7 @@ a guard that blacks out some words of a banner and calls the rest clean is worse
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -53,7 +54,8 @@ def make_ocr_step(
             raise OcrEngineError(f"the burned-in text guard failed ({name})") from None
 
     def _guard(ds: Dataset, ids: IdentifyingValues) -> tuple[Dataset, tuple[Finding, ...]]:
-        read = scan(ds, ids, settings, pixel_settings.max_pixel_bytes)
+        deadline = time.monotonic() + settings.time_limit_seconds
+        read = scan(ds, ids, settings, pixel_settings.max_pixel_bytes, deadline=deadline)
         findings = read.findings
         if not findings:
             return ds, ()
@@ -61,7 +63,7 @@ def make_ocr_step(
             raise BurnedInTextError(f"OCR found {summary(findings)}", findings)
         if settings.policy == "flag":
             return ds, findings
-        return ds, _redact(ds, ids, read, settings, pixel_settings, derive_uid)
+        return ds, _redact(ds, ids, read, settings, pixel_settings, derive_uid, deadline)
 
     return ocr_step
 
@@ -81,13 +83,14 @@ def _redact(
     settings: OcrSettings,
     pixel_settings: PixelSettings,
     derive_uid: Callable[[str], str],
+    deadline: float,
 ) -> tuple[Finding, ...]:
     rows, columns = int(ds.Rows), int(ds.Columns)
     regions = read.regions(settings.pad, rows, columns)
     rects = tuple((float(x), float(y), float(w), float(h)) for x, y, w, h in regions)
     action = MaskAction(type="mask", rects=rects, clears_burned_in=False)
     apply_actions(ds, [action], settings=pixel_settings, derive_uid=derive_uid)
-    left = remaining_text(ds, ids, settings, pixel_settings.max_pixel_bytes, regions)
+    left = remaining_text(ds, ids, settings, pixel_settings.max_pixel_bytes, regions, deadline)
     if left:
         raise BurnedInTextRemainsError(
             f"text remains after redaction: {summary(left)}", (*read.findings, *left)

@@ -55,10 +55,10 @@ def verifiers(settings: OcrSettings) -> list[Reader]:
 
 def remaining_text(
     ds: Dataset, ids: IdentifyingValues, settings: OcrSettings, max_pixel_bytes: int,
-    regions: Sequence[Box],
+    regions: Sequence[Box], deadline: float,
 ) -> tuple[Finding, ...]:
-    """Findings in the redacted ``ds`` (the frames the first pass read), by every verifier."""
-    deadline = time.monotonic() + settings.time_limit_seconds
+    """Findings in the redacted ``ds`` (the frames the first pass read), by every verifier,
+    before ``deadline`` (`time.monotonic`; the image's time limit covers its check too)."""
     _, images = render_frames(ds, settings.frames, max_pixel_bytes)
     everything = settings.policy == "redact_all"
     readers = verifiers(settings)
