@@ -370,7 +370,10 @@ def _anatomy(rng: np.random.Generator, rows: int, columns: int) -> npt.NDArray[n
         sy, sx = rng.uniform(0.05, 0.3) * rows, rng.uniform(0.05, 0.3) * columns
         field_ += rng.uniform(0.3, 1.0) * np.exp(-(((y - cy) / sy) ** 2 + ((x - cx) / sx) ** 2))
     field_ = field_ / max(float(field_.max()), 1e-6)
-    speckle = rng.gamma(4.0, 0.25, size=(rows, columns))
+    # Real speckle comes in grains a few pixels wide: noise drawn at half resolution, enlarged.
+    grains = rng.gamma(4.0, 0.25, size=((rows + 1) // 2, (columns + 1) // 2))
+    speckle = np.repeat(np.repeat(grains, 2, axis=0), 2, axis=1)[:rows, :columns]
+    speckle = (speckle + np.roll(speckle, 1, axis=0) + np.roll(speckle, 1, axis=1)) / 3
     return np.clip(0.05 + 0.5 * field_ * speckle, 0, 0.6)
 
 
