@@ -21,10 +21,11 @@ from dataclasses import replace
 from pydicom.dataset import Dataset
 
 from dcmwatch.errors import DcmwatchError
-from dcmwatch.ocr.engines import Box, engine_for
-from dcmwatch.ocr.errors import BurnedInTextError, OcrEngineError, OcrTimeoutError
-from dcmwatch.ocr.findings import Finding, classify, summary
+from dcmwatch.ocr.engines import Box, TextLine, engine_for
+from dcmwatch.ocr.errors import BurnedInTextError, OcrEngineError
+from dcmwatch.ocr.findings import OTHER_TEXT, Finding, classify, summary
 from dcmwatch.ocr.identifiers import IdentifyingValues
+from dcmwatch.ocr.preprocess import View, read_frame
 from dcmwatch.ocr.render import render_frames
 from dcmwatch.ocr.settings import OcrSettings
 from dcmwatch.pixels.settings import MaskAction, PixelSettings
@@ -71,16 +72,22 @@ def read_image(
     total, frames = render_frames(ds, settings.frames, max_pixel_bytes)
     findings: list[Finding] = []
     for index, image in frames:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise OcrTimeoutError("OCR took longer than ocr.time_limit_seconds")
+        def judge(lines: tuple[TextLine, ...], view: View, frame: int = index + 1
+                  ) -> list[Finding]:
+            found = classify(lines, ids, settings, frame=frame)
+            if view.name == "as-is":
+                return found
+            # A cleaned view turns speckle into confident nonsense now and then: there, only
+            # a header value is evidence.
+            return [f for f in found if f.classes != (OTHER_TEXT,)]
+
         try:
-            lines = engine.read(image, remaining)
+            # Cleaned views (preprocess) are read only when the frame as it is gave nothing.
+            findings.extend(read_frame(engine, image, deadline, judge))
         except DcmwatchError:
             raise
         except Exception as exc:  # an engine's message could quote what it read
             raise OcrEngineError(f"the OCR engine failed ({type(exc).__name__})") from None
-        findings.extend(classify(lines, ids, settings, frame=index + 1))
     return total, tuple(findings)
 
 
