@@ -1,7 +1,8 @@
 """One reading of an image, shared by the guard and every tool an operator looks at.
 
-`scan` renders the chosen frames, reads them with the configured engine and classifies the lines
-against the original header's values. The guard acts on its findings; ``dcmwatch preview`` and
+`scan` renders the chosen frames, reads them with the configured engine (the frame as it is, then
+cleaned views while nothing is found: `dcmwatch.ocr.preprocess`) and classifies the lines against
+the original header's values. The guard acts on its findings; ``dcmwatch preview`` and
 ``dcmwatch suggest-masks`` show and propose from the very same call (same engine, thresholds,
 allow patterns, preprocessing), so what an operator sees cannot differ from what the guard does.
 `Scan.regions` is where a redaction paints (`dcmwatch.ocr.regions`): whole lines and blocks.
@@ -16,14 +17,15 @@ from pydicom.dataset import Dataset
 
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.ocr.engines import Box, Engine, TextLine, engine_for
-from dcmwatch.ocr.errors import OcrEngineError, OcrTimeoutError
-from dcmwatch.ocr.findings import Finding, flag_lines
+from dcmwatch.ocr.errors import OcrEngineError
+from dcmwatch.ocr.findings import OTHER_TEXT, Finding, flag_lines
 from dcmwatch.ocr.identifiers import IdentifyingValues
+from dcmwatch.ocr.preprocess import View, read_frame
 from dcmwatch.ocr.regions import blocks, merge, pad_block
 from dcmwatch.ocr.render import Image8, render_frames
 from dcmwatch.ocr.settings import OcrSettings
 
-__all__ = ["FrameText", "Scan", "read_lines", "scan"]
+__all__ = ["FrameText", "Scan", "scan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,20 +86,35 @@ def scan(
     everything = settings.policy == "redact_all"
     frames = []
     for index, image in images:
-        lines = read_lines(engine, image, deadline)
-        flagged = flag_lines(lines, ids, settings, frame=index + 1, everything=everything)
-        frames.append(FrameText(index + 1, lines, tuple(flagged)))
+        frames.append(_read_frame(engine, image, deadline, ids, settings, index + 1,
+                                  everything=everything))
     return Scan(total, tuple(frames))
 
 
-def read_lines(engine: Engine, image: Image8, deadline: float) -> tuple[TextLine, ...]:
-    """``engine.read`` within what is left of ``deadline``, failures as our own errors."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise OcrTimeoutError("OCR took longer than ocr.time_limit_seconds")
+def _read_frame(
+    engine: Engine, image: Image8, deadline: float, ids: IdentifyingValues,
+    settings: OcrSettings, frame: int, *, everything: bool,
+) -> FrameText:
+    """The frame as it is, then its cleaned views until one gives a finding
+    (`dcmwatch.ocr.preprocess`). The lines of every view read make up the blocks: a line one
+    view missed another may have read."""
+    seen: list[TextLine] = []
+    flagged: list[tuple[int, Finding]] = []
+
+    def judge(lines: tuple[TextLine, ...], view: View) -> list[Finding]:
+        found = flag_lines(lines, ids, settings, frame=frame, everything=everything)
+        if view.name != "as-is":
+            # A cleaned view turns speckle into confident nonsense now and then: there, only a
+            # header value is evidence.
+            found = [(i, f) for i, f in found if f.classes != (OTHER_TEXT,)]
+        flagged.extend((len(seen) + i, f) for i, f in found)
+        seen.extend(lines)
+        return [f for _, f in found]
+
     try:
-        return engine.read(image, remaining)
+        read_frame(engine, image, deadline, judge)
     except DcmwatchError:
         raise
     except Exception as exc:  # an engine's message could quote what it read
         raise OcrEngineError(f"the OCR engine failed ({type(exc).__name__})") from None
+    return FrameText(frame, tuple(seen), tuple(flagged))

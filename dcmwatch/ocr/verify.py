@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydicom.dataset import Dataset
 
+from dcmwatch.errors import DcmwatchError
 from dcmwatch.ocr.engines import Box, Engine, TextLine, Word, engine_for, get_engine
-from dcmwatch.ocr.errors import OcrTimeoutError
+from dcmwatch.ocr.errors import OcrEngineError, OcrTimeoutError
 from dcmwatch.ocr.findings import OTHER_TEXT, Finding, flag_lines
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
 from dcmwatch.ocr.render import Image8, render_frames
-from dcmwatch.ocr.scan import read_lines
 from dcmwatch.ocr.settings import OcrSettings, find_tessdata
 
 __all__ = ["ENLARGE", "MIN_TEXT_HEIGHT", "remaining_text", "verifiers"]
@@ -65,7 +65,7 @@ def remaining_text(
     left: list[Finding] = []
     for index, image in images:
         for reader in readers:
-            lines = read_lines(_Adapter(reader, regions), image, deadline)
+            lines = _read(reader, image, deadline, regions)
             flagged = flag_lines(lines, ids, settings, frame=index + 1, everything=everything)
             left.extend(f for _, f in flagged)
             left.extend(_near_regions(lines, regions, settings.min_chars,
@@ -93,17 +93,19 @@ def _touches(a: Box, b: Box, *, margin: int) -> bool:
             and a[1] < b[1] + b[3] + margin and b[1] - margin < a[1] + a[3])
 
 
-class _Adapter:
-    """A reader as an `Engine` for `read_lines`."""
-
-    name = "verify"
-
-    def __init__(self, reader: Reader, regions: Sequence[Box]) -> None:
-        self._reader = reader
-        self._regions = regions
-
-    def read(self, image: Image8, timeout_s: float) -> tuple[TextLine, ...]:
-        return self._reader(image, timeout_s, self._regions)
+def _read(
+    reader: Reader, image: Image8, deadline: float, regions: Sequence[Box]
+) -> tuple[TextLine, ...]:
+    """``reader`` within what is left of ``deadline``, failures as our own errors."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise OcrTimeoutError("OCR took longer than ocr.time_limit_seconds")
+    try:
+        return reader(image, remaining, regions)
+    except DcmwatchError:
+        raise
+    except Exception as exc:  # an engine's message could quote what it read
+        raise OcrEngineError(f"the OCR engine failed ({type(exc).__name__})") from None
 
 
 def _preprocessed(engine: Engine) -> Reader:
