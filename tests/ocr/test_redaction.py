@@ -29,7 +29,7 @@ from ._groundtruth import readable
 from ._support import installed, leaked, make_config, read_output
 
 #: Cases per engine: every condition (background x polarity x format) several times over.
-SAMPLE = {"tesseract": 100, "rapidocr": 24}
+SAMPLE = {"tesseract": 100, "rapidocr": 12}
 
 
 def _case(k: int) -> Case:
