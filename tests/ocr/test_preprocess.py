@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dcmwatch.ocr.engines import TextLine, Word, get_engine
 from dcmwatch.ocr.errors import OcrTimeoutError
-from dcmwatch.ocr.preprocess import VIEWS, View, read_frame, views
+from dcmwatch.ocr.preprocess import VIEWS, View, read_frame, read_views, views
 from dcmwatch.ocr.render import render_frames
 from dcmwatch.testing.groundtruth import Condition, make_case
 
@@ -103,6 +105,20 @@ class TestBoxes:
         assert [w.text for w in back.words] == ["A", "B"]
 
 
+    @given(x=st.integers(0, 2000), y=st.integers(0, 2000), w=st.integers(1, 500),
+           h=st.integers(1, 500), scale=st.integers(1, 4))
+    def test_a_box_back_in_the_frame_covers_what_was_read(self, x: int, y: int, w: int, h: int,
+                                                          scale: int) -> None:
+        """Scaled back up, the frame box contains the view box, and by less than one frame
+        pixel more on each side: a redaction of it hides all that was read."""
+        view = View("light-text", np.zeros((1, 1), np.uint8), scale=scale, binary=True)
+        (line,) = view.to_frame([TextLine((Word("A", (x, y, w, h), 90.0),))])
+        fx, fy, fw, fh = line.words[0].box
+        assert fx * scale <= x and fy * scale <= y
+        assert (fx + fw) * scale >= x + w and (fy + fh) * scale >= y + h
+        assert x - fx * scale < scale and (fx + fw) * scale - (x + w) < scale
+
+
 class _Counting:
     """A real engine that counts its reads."""
 
@@ -132,6 +148,19 @@ class TestCascade:
         found = read_frame(engine, frame, time.monotonic() + 60, lambda _l, _v: [])
         assert found == []
         assert engine.reads == [False, True, True]
+
+    def test_read_views_reads_them_all(self, engine_name: str) -> None:
+        """For callers that want all the text: every view, boxes inside the frame."""
+        engine = _Counting(get_engine(engine_name, None, "eng"))
+        _, frame = _frame(Condition("flat", "dark-on-light"), 1)
+        lines = read_views(engine, frame, time.monotonic() + 60)
+        assert engine.reads == [False, True, True]
+        assert lines
+        rows, columns = frame.shape[:2]
+        for line in lines:
+            x, y, w, h = line.box
+            assert x >= 0 and y >= 0
+            assert x + w <= columns + 1 and y + h <= rows + 1
 
     def test_past_the_deadline_it_stops(self, engine_name: str) -> None:
         engine = _Counting(get_engine(engine_name, None, "eng"))
