@@ -41,6 +41,7 @@ from dcmwatch.job import Outcome, Task
 from dcmwatch.journal import FILENAME as JOURNAL_FILE
 from dcmwatch.journal import open_journal, open_state
 from dcmwatch.log import get as get_logger
+from dcmwatch.ocr.findings import redaction_record
 from dcmwatch.store import WORK_DIR_NAME
 from dcmwatch.supervision import Snapshot, Supervision
 from dcmwatch.watcher import Watcher
@@ -547,6 +548,9 @@ class Daemon:
             self.log.warning("ocr.finding", claim_id=item.task.claim_id,
                              policy=self.config.ocr.policy, count=len(outcome.findings),
                              findings=[f.as_dict() for f in outcome.findings])
+            redacted = redaction_record(outcome.findings)
+            if redacted is not None and outcome.status == "processed":
+                self.log.info("ocr.redacted", claim_id=item.task.claim_id, **redacted)
         if outcome.stream is not None and outcome.stream.changed:
             self.log.info("pixels.stream_cleaned", claim_id=item.task.claim_id,
                           **outcome.stream.as_dict())

@@ -30,6 +30,7 @@ from dcmwatch.config import Config
 from dcmwatch.errors import DcmwatchError
 from dcmwatch.journal import Journal as StateJournal
 from dcmwatch.journal import open_state
+from dcmwatch.ocr.findings import redaction_record
 
 #: Consecutive batches failing as a whole (not per file) before the run gives up: the engine
 #: or the cluster is broken, and a rerun resumes where this one stopped.
@@ -241,8 +242,11 @@ class Driver:
             if r.findings:  # the burned-in text guard's boxes: workers cannot log
                 self.log.warning("ocr.finding", claim_id=r.ident, policy=self.config.ocr.policy,
                                  count=len(r.findings), findings=[f.as_dict() for f in r.findings])
+                redacted = redaction_record(r.findings)
+                if redacted is not None and r.status == "processed":
+                    self.log.info("ocr.redacted", claim_id=r.ident, **redacted)
             if r.stream is not None and r.stream.changed:
-                self.log.info("pixels.stream_cleaned", ident=r.ident, **r.stream.as_dict())
+                self.log.info("pixels.stream_cleaned", claim_id=r.ident, **r.stream.as_dict())
         journal.record(results, self.digest)
         t = self.tally
         t.batches += 1

@@ -12,7 +12,7 @@ from dcmwatch.errors import InputError, TransformError
 if TYPE_CHECKING:
     from dcmwatch.ocr.findings import Finding
 
-__all__ = ["BurnedInTextError", "OcrEngineError", "OcrTimeoutError"]
+__all__ = ["BurnedInTextError", "BurnedInTextRemainsError", "OcrEngineError", "OcrTimeoutError"]
 
 
 class BurnedInTextError(InputError):
@@ -23,6 +23,14 @@ class BurnedInTextError(InputError):
     def __init__(self, message: str, findings: tuple[Finding, ...]) -> None:
         super().__init__(message)
         self.findings = findings
+
+
+class BurnedInTextRemainsError(BurnedInTextError):
+    """Policy ``redact``: an independent reading of the redacted image still finds text, so the
+    redaction cannot be trusted and the file stops. Its findings are the first pass's and what
+    the check found."""
+
+    reason = "burned_in_text_remains"
 
 
 class OcrTimeoutError(InputError):

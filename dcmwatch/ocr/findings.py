@@ -30,7 +30,7 @@ from dcmwatch.ocr.engines import Box, TextLine, union
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
 from dcmwatch.ocr.settings import OcrSettings
 
-__all__ = ["OTHER_TEXT", "Finding", "classify", "summary"]
+__all__ = ["OTHER_TEXT", "Finding", "classify", "flag_lines", "redaction_record", "summary"]
 
 #: The class of a finding that matched no header value.
 OTHER_TEXT = "text"
@@ -52,21 +52,36 @@ class Finding:
     #: institution, staff_name) or ("text",).
     classes: tuple[str, ...]
     redacted: bool = False
+    #: The region a redaction filled over it (its line's block, padded), on every frame.
+    filled: Box | None = None
 
     def as_dict(self) -> dict[str, Any]:
         x, y, w, h = self.box
         return {"frame": self.frame, "x": x, "y": y, "width": w, "height": h,
                 "confidence": round(self.confidence, 1), "classes": list(self.classes),
-                "redacted": self.redacted}
+                "redacted": self.redacted,
+                "filled": None if self.filled is None else list(self.filled)}
 
 
 def classify(
     lines: Sequence[TextLine], ids: IdentifyingValues, settings: OcrSettings, *, frame: int
 ) -> list[Finding]:
     """The findings among ``lines``: one per line holding any, boxing its offending words."""
-    allow = _compiled(settings.allow)
-    out: list[Finding] = []
-    for line in lines:
+    return [f for _, f in flag_lines(lines, ids, settings, frame=frame)]
+
+
+def flag_lines(
+    lines: Sequence[TextLine], ids: IdentifyingValues, settings: OcrSettings, *, frame: int,
+    everything: bool = False,
+) -> list[tuple[int, Finding]]:
+    """(index of the line, its finding) for each line of ``lines`` that holds a finding.
+
+    ``everything`` (policy ``redact_all``): allow patterns are ignored, so any confident text is
+    a finding; header values still match at any confidence.
+    """
+    allow = () if everything else _compiled(settings.allow)
+    out: list[tuple[int, Finding]] = []
+    for index, line in enumerate(lines):
         words = line.words
         norms = [normalise(w.text) for w in words]
         matched = _header_matches(norms, ids)
@@ -87,12 +102,12 @@ def classify(
         if flagged:
             if len(classes) > 1:
                 classes.discard(OTHER_TEXT)
-            out.append(Finding(
+            out.append((index, Finding(
                 frame=frame,
                 box=union([words[i].box for i in flagged]),
                 confidence=max(words[i].confidence for i in flagged),
                 classes=tuple(sorted(classes)),
-            ))
+            )))
     return out
 
 
@@ -160,3 +175,13 @@ def summary(findings: Sequence[Finding]) -> str:
     """A PHI-free sentence for error messages: how many boxes, which classes."""
     classes = sorted({c for f in findings for c in f.classes})
     return f"{len(findings)} text region(s) in the pixels (matched: {', '.join(classes)})"
+
+
+def redaction_record(findings: Sequence[Finding]) -> dict[str, Any] | None:
+    """The fields of an ``ocr.redacted`` event (regions filled, their boxes, findings they
+    covered), or None when nothing was redacted. Numbers only."""
+    regions = sorted({f.filled for f in findings if f.redacted and f.filled is not None})
+    if not regions:
+        return None
+    return {"regions": len(regions), "boxes": [list(r) for r in regions],
+            "findings": sum(f.redacted for f in findings)}

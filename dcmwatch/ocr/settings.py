@@ -57,9 +57,12 @@ class OcrSettings(BaseModel):
     #: Frames of a multi-frame image to read: "first", "all", or N spread evenly (first and last
     #: included).
     frames: Literal["first", "all"] | Annotated[int, Field(ge=1, le=100_000)] = "first"
-    #: quarantine: the file stops (reason burned_in_text); redact: the text boxes are filled and
-    #: the file goes on; flag: the file goes on unchanged and an `ocr.finding` event is logged.
-    policy: Literal["quarantine", "redact", "flag"] = "quarantine"
+    #: quarantine: the file stops (reason burned_in_text); redact: every block of lines holding
+    #: a finding is filled, the result checked by another reading (text left: quarantine,
+    #: burned_in_text_remains) and the file goes on; redact_all: the same, with allow patterns
+    #: ignored (any confident text is a finding); flag: the file goes on unchanged and an
+    #: `ocr.finding` event is logged.
+    policy: Literal["quarantine", "redact", "redact_all", "flag"] = "quarantine"
     #: Text recognised below this confidence (0..100) is noise, unless it matches a header value.
     #: Tesseract reads speckle as 2-3 letter words at up to ~70: the default stays above that.
     min_confidence: Annotated[float, Field(ge=0, le=100)] = 75.0
@@ -69,7 +72,8 @@ class OcrSettings(BaseModel):
     #: Regular expressions (Python syntax, searched case-insensitively against one word or a run
     #: of words of a line) for benign overlay text such as measurements. Header values always win.
     allow: tuple[str, ...] = ()
-    #: Pixels added around each box when redacting (and around suggested mask rectangles).
+    #: At least this many pixels around each redacted block (and suggested mask rectangle);
+    #: blocks get half a line height above and below and a line height at the sides anyway.
     pad: Annotated[int, Field(ge=0, le=256)] = 4
     #: Wall-clock limit for reading one image; beyond it the file is quarantined (ocr_timeout).
     time_limit_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0

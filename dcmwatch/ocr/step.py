@@ -5,11 +5,14 @@ the identifying values collected from the original header beforehand. Pure but f
 the per-image time limit needs a clock. The outcome's *bytes* never depend on it; only whether
 a slow image is quarantined (``ocr_timeout``) does.
 
-``redact`` paints every finding's box, padded by ``pad``, on every frame (a banner sits in the
-same place on each), with the darkest value through the pixel rules' own mask action: the image
-gets a new SOP Instance UID and DERIVED like any pixel change. (0028,0301) Burned In Annotation
-becomes NO only when every finding was redacted and every frame was read; with ``frames =
-"first"`` on a multi-frame image, it stays as it was.
+``redact`` and ``redact_all`` remove regions, not words: every block of lines holding a finding
+(`Scan.regions`), padded, is filled on every frame (a banner sits in the same place on each)
+with the darkest value through the pixel rules' own mask action, so the image gets a new SOP
+Instance UID and DERIVED like any pixel change. Then the redacted image is read again, otherwise
+(`dcmwatch.ocr.verify`): any text left quarantines the file (``burned_in_text_remains``), since
+a guard that blacks out some words of a banner and calls the rest clean is worse than none.
+(0028,0301) Burned In Annotation becomes NO only after that check passed on every frame; with
+``frames = "first"`` on a multi-frame image it stays as it was.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from dataclasses import replace
 from pydicom.dataset import Dataset
 
 from dcmwatch.errors import DcmwatchError
-from dcmwatch.ocr.engines import Box, engine_for
-from dcmwatch.ocr.errors import BurnedInTextError, OcrEngineError, OcrTimeoutError
-from dcmwatch.ocr.findings import Finding, classify, summary
+from dcmwatch.ocr.engines import Box
+from dcmwatch.ocr.errors import BurnedInTextError, BurnedInTextRemainsError, OcrEngineError
+from dcmwatch.ocr.findings import Finding, summary
 from dcmwatch.ocr.identifiers import IdentifyingValues
-from dcmwatch.ocr.render import render_frames
+from dcmwatch.ocr.scan import Scan, scan
 from dcmwatch.ocr.settings import OcrSettings
+from dcmwatch.ocr.verify import remaining_text
 from dcmwatch.pixels.settings import MaskAction, PixelSettings
 from dcmwatch.pixels.step import apply_actions
 
@@ -50,14 +54,16 @@ def make_ocr_step(
             raise OcrEngineError(f"the burned-in text guard failed ({name})") from None
 
     def _guard(ds: Dataset, ids: IdentifyingValues) -> tuple[Dataset, tuple[Finding, ...]]:
-        total, findings = read_image(ds, ids, settings, pixel_settings.max_pixel_bytes)
+        deadline = time.monotonic() + settings.time_limit_seconds
+        read = scan(ds, ids, settings, pixel_settings.max_pixel_bytes, deadline=deadline)
+        findings = read.findings
         if not findings:
             return ds, ()
         if settings.policy == "quarantine":
             raise BurnedInTextError(f"OCR found {summary(findings)}", findings)
         if settings.policy == "flag":
             return ds, findings
-        return ds, _redact(ds, findings, total, settings, pixel_settings, derive_uid)
+        return ds, _redact(ds, ids, read, settings, pixel_settings, derive_uid, deadline)
 
     return ocr_step
 
@@ -66,46 +72,39 @@ def read_image(
     ds: Dataset, ids: IdentifyingValues, settings: OcrSettings, max_pixel_bytes: int
 ) -> tuple[int, tuple[Finding, ...]]:
     """(number of frames, findings) for the frames ``settings.frames`` chooses."""
-    deadline = time.monotonic() + settings.time_limit_seconds
-    engine = engine_for(settings)
-    total, frames = render_frames(ds, settings.frames, max_pixel_bytes)
-    findings: list[Finding] = []
-    for index, image in frames:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise OcrTimeoutError("OCR took longer than ocr.time_limit_seconds")
-        try:
-            lines = engine.read(image, remaining)
-        except DcmwatchError:
-            raise
-        except Exception as exc:  # an engine's message could quote what it read
-            raise OcrEngineError(f"the OCR engine failed ({type(exc).__name__})") from None
-        findings.extend(classify(lines, ids, settings, frame=index + 1))
-    return total, tuple(findings)
+    read = scan(ds, ids, settings, max_pixel_bytes)
+    return read.total, read.findings
 
 
 def _redact(
     ds: Dataset,
-    findings: tuple[Finding, ...],
-    total: int,
+    ids: IdentifyingValues,
+    read: Scan,
     settings: OcrSettings,
     pixel_settings: PixelSettings,
     derive_uid: Callable[[str], str],
+    deadline: float,
 ) -> tuple[Finding, ...]:
     rows, columns = int(ds.Rows), int(ds.Columns)
-    rects = tuple(_padded(f.box, settings.pad, rows, columns) for f in findings)
+    regions = read.regions(settings.pad, rows, columns)
+    rects = tuple((float(x), float(y), float(w), float(h)) for x, y, w, h in regions)
     action = MaskAction(type="mask", rects=rects, clears_burned_in=False)
     apply_actions(ds, [action], settings=pixel_settings, derive_uid=derive_uid)
-    read_all = settings.frames == "all" or total == 1 or (
-        isinstance(settings.frames, int) and settings.frames >= total
-    )
-    if read_all:
+    left = remaining_text(ds, ids, settings, pixel_settings.max_pixel_bytes, regions, deadline)
+    if left:
+        raise BurnedInTextRemainsError(
+            f"text remains after redaction: {summary(left)}", (*read.findings, *left)
+        )
+    if read.read_all():
         ds.BurnedInAnnotation = "NO"
-    return tuple(replace(f, redacted=True) for f in findings)
+    return tuple(replace(f, redacted=True, filled=_around(f.box, regions))
+                 for f in read.findings)
 
 
-def _padded(box: Box, pad: int, rows: int, columns: int) -> tuple[float, float, float, float]:
-    x, y, w, h = box
-    x0, y0 = max(x - pad, 0), max(y - pad, 0)
-    x1, y1 = min(x + w + pad, columns), min(y + h + pad, rows)
-    return (float(x0), float(y0), float(max(x1 - x0, 1)), float(max(y1 - y0, 1)))
+def _around(box: Box, regions: tuple[Box, ...]) -> Box | None:
+    """The filled region holding the middle of ``box`` (every finding's line is in one)."""
+    cx, cy = box[0] + box[2] // 2, box[1] + box[3] // 2
+    for r in regions:
+        if r[0] <= cx < r[0] + r[2] and r[1] <= cy < r[1] + r[3]:
+            return r
+    return None

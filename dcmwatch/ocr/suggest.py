@@ -1,11 +1,12 @@
 """`dcmwatch suggest-masks`: OCR a sample of each device's images, propose a mask rule for it.
 
-A device burns its banner in the same place on every image of a given size, so the boxes of the
-text read on a few of its images, padded and merged, make a permanent mask rule: after it, the
-guard finds nothing and stops costing a quarantine per image. Devices are told apart by
-(0008,0070) Manufacturer, (0008,1090) Manufacturer's Model Name, Rows and Columns, which is what
-the printed rule matches on. Only these device attributes and coordinates are printed, never
-recognised text.
+A device burns its banner in the same place on every image of a given size, so the regions the
+guard's redaction would fill on a few of its images (`dcmwatch.ocr.boxes.text_regions`: the
+guard's own findings, grown to whole lines and blocks), merged, make a permanent mask rule:
+after it, the guard finds nothing and stops costing a quarantine per image. Devices are told
+apart by (0008,0070) Manufacturer, (0008,1090) Manufacturer's Model Name, Rows and Columns,
+which is what the printed rule matches on. Only these device attributes and coordinates are
+printed, never recognised text.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from dcmwatch.ocr.boxes import TextBox, text_boxes
+from dcmwatch.ocr.boxes import text_regions
 from dcmwatch.ocr.engines import Box
+from dcmwatch.ocr.regions import merge
 from dcmwatch.ocr.settings import OcrSettings
 
 __all__ = ["Device", "Suggestion", "device_of", "merge", "sample", "suggest", "to_toml"]
@@ -57,41 +59,18 @@ def sample(items: Sequence[str], n: int) -> list[str]:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def merge(boxes: Iterable[Box], pad: int, rows: int, columns: int) -> tuple[Box, ...]:
-    """Pad each box, clip it to the image, and merge overlapping or touching ones."""
-    rects = []
-    for x, y, w, h in boxes:
-        x0, y0 = max(x - pad, 0), max(y - pad, 0)
-        x1, y1 = min(x + w + pad, columns), min(y + h + pad, rows)
-        if x1 > x0 and y1 > y0:
-            rects.append((x0, y0, x1, y1))
-    changed = True
-    while changed:
-        changed = False
-        out: list[tuple[int, int, int, int]] = []
-        for r in rects:
-            for i, o in enumerate(out):
-                if r[0] <= o[2] and o[0] <= r[2] and r[1] <= o[3] and o[1] <= r[3]:
-                    out[i] = (min(r[0], o[0]), min(r[1], o[1]), max(r[2], o[2]), max(r[3], o[3]))
-                    changed = True
-                    break
-            else:
-                out.append(r)
-        rects = out
-    return tuple(sorted((x0, y0, x1 - x0, y1 - y0) for x0, y0, x1, y1 in rects))
-
-
 def suggest(
     device: Device, datasets: Iterable[Dataset], settings: OcrSettings, max_pixel_bytes: int
 ) -> Suggestion:
-    boxes: list[TextBox] = []
+    """Read each image as the guard does; the rule masks every region it would redact."""
+    regions: list[Box] = []
     images = with_text = 0
     for ds in datasets:
         images += 1
-        found = text_boxes(ds, settings, max_pixel_bytes=max_pixel_bytes)
+        found, painted = text_regions(ds, settings, max_pixel_bytes=max_pixel_bytes)
         with_text += bool(found)
-        boxes.extend(found)
-    rects = merge((b.box for b in boxes), settings.pad, device.rows, device.columns)
+        regions.extend(painted)
+    rects = merge(regions, 0, device.rows, device.columns)
     return Suggestion(device, images, with_text, rects)
 
 

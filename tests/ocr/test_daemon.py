@@ -1,6 +1,6 @@
-"""The guard in the running daemon: findings reach the log as `ocr.finding`, quarantines carry
-reason burned_in_text with boxes in the sidecar, and no recognised text is in any log line,
-sidecar or error message (marker test)."""
+"""The guard in the running daemon: findings reach the log as `ocr.finding` (and the regions a
+redaction filled as `ocr.redacted`), quarantines carry reason burned_in_text with boxes in the
+sidecar, and no recognised text is in any log line, sidecar or error message (marker test)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def test_guard_in_the_daemon_leaks_no_text(tmp_path: Path, policy: str) -> None:
             daemon.wait_outputs(1, timeout=60)
         else:
             daemon.wait_outputs(2, timeout=60)
+        filled = daemon.wait_event("ocr.redacted", timeout=60) if policy == "redact" else []
         assert daemon.stop() == 0
     finally:
         daemon.kill()
@@ -67,6 +68,14 @@ def test_guard_in_the_daemon_leaks_no_text(tmp_path: Path, policy: str) -> None:
         out = [pydicom.dcmread(p) for p in outputs(daemon.outbox)]
         redacted = [ds for ds in out if ds.ImageType[0] == "DERIVED"]
         assert len(redacted) == 1 and redacted[0].BurnedInAnnotation == "NO"
+        # The regions filled, as numbers: whole blocks, at least as large as what was read.
+        [record] = filled
+        assert record["regions"] == len(record["boxes"]) >= 1
+        assert record["findings"] == event["count"]
+        for f in event["findings"]:
+            x, y, w, h = f["filled"]
+            assert x <= f["x"] and y <= f["y"]
+            assert f["x"] + f["width"] <= x + w and f["y"] + f["height"] <= y + h
 
 
 @pytest.mark.skipif(ENGINE is None, reason="no OCR engine installed")

@@ -115,7 +115,7 @@ class TestClassify:
         record = json.dumps([f.as_dict() for f in found])
         assert leaked(record) == []
         assert set(found[0].as_dict()) == {"frame", "x", "y", "width", "height", "confidence",
-                                           "classes", "redacted"}
+                                           "classes", "redacted", "filled"}
         assert leaked(summary(found)) == []
 
     def test_words_run_together_are_split_for_allow_patterns(self) -> None:

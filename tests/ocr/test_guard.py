@@ -123,12 +123,12 @@ def test_a_timeout_quarantines_with_its_own_reason(engine: str) -> None:
 
 
 def test_ct_is_never_read_by_default(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dcmwatch.ocr import step
+    from dcmwatch.ocr import scan
 
     def explode(*_: Any, **__: Any) -> Any:
         raise AssertionError("OCR ran on a CT image")
 
-    monkeypatch.setattr(step, "engine_for", explode)
+    monkeypatch.setattr(scan, "engine_for", explode)
     ds = banner_dataset(BANNER, modality="CT")
     del ds.BurnedInAnnotation
     assert run(ds, make_config(engine)).findings == ()
@@ -147,3 +147,19 @@ def test_no_false_finding_on_bundled_ct_and_mr(engine: str, name: str) -> None:
     settings = make_config(engine, modalities=["CT", "MR", "OT"], frames="all").ocr
     _, findings = read_image(ds, collect(ds), settings, 2**31)
     assert findings == ()
+
+
+def test_redact_all_removes_allowed_text_too(engine: str) -> None:
+    """redact leaves allowed text (a measurement) alone; redact_all paints it, and the pixels
+    under the measurement change."""
+    ds = banner_dataset(MEASUREMENT)
+    kept = run(ds, make_config(engine, policy="redact", allow=ALLOW))
+    assert kept.findings == ()
+    assert np.array_equal(read_output(kept).pixel_array, ds.pixel_array)
+    result = run(ds, make_config(engine, policy="redact_all", allow=ALLOW))
+    assert result.findings and all(f.redacted for f in result.findings)
+    out = read_output(result)
+    assert out.BurnedInAnnotation == "NO"
+    rows = ds.Rows
+    # The measurement sits at the bottom left: its rows no longer hold its bright strokes.
+    assert int(out.pixel_array[rows - 40 :, :300].max()) < int(ds.pixel_array[rows - 40 :, :300].max())

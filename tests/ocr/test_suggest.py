@@ -8,12 +8,13 @@ import pytest
 
 from dcmwatch import cli
 from dcmwatch import config as config_mod
-from dcmwatch.ocr.suggest import Device, Suggestion, merge, sample, to_toml
+from dcmwatch.ocr.suggest import Device, Suggestion, device_of, merge, sample, suggest, to_toml
 from dcmwatch.pipeline import process_bytes
 from dcmwatch.testing.banners import Banner, banner_dataset, banner_text, to_bytes
+from dcmwatch.testing.groundtruth import CONDITIONS, make_case
 from tests.conftest import write_config
 
-from ._support import installed, leaked
+from ._support import installed, leaked, make_config
 
 ENGINE = next((n for n in ("tesseract", "rapidocr") if installed(n)), None)
 
@@ -52,3 +53,21 @@ def test_suggested_masks_make_the_device_pass(tmp_path: Path,
     config = config_mod.load(cfg).with_secret(bytes(32))
     for ds in images:
         assert process_bytes(to_bytes(ds), config).findings == ()
+
+
+@pytest.mark.skipif(ENGINE is None, reason="no OCR engine installed")
+@pytest.mark.parametrize("seed", [31, 35, 2])
+def test_suggest_counts_and_masks_what_the_guard_finds(seed: int) -> None:
+    """An image counts as 'with text' exactly when the guard has a finding in it (a header value
+    read at low confidence included), and the suggested rectangles cover every finding."""
+    assert ENGINE is not None
+    ds = make_case(seed, CONDITIONS[seed % len(CONDITIONS)]).dataset
+    config = make_config(ENGINE, policy="flag", frames="all")
+    findings = process_bytes(to_bytes(ds), config).findings
+    s = suggest(device_of(ds), [ds], config.ocr, 2**31)
+    assert s.images == 1
+    assert s.images_with_text == (1 if findings else 0)
+    for f in findings:
+        x, y, w, h = f.box
+        assert any(rx <= x and ry <= y and x + w <= rx + rw and y + h <= ry + rh
+                   for rx, ry, rw, rh in s.rects), "a finding outside every suggested mask"
