@@ -269,6 +269,7 @@ class Walk:
         """A UI attribute the table does not name: remapped unless it names a registered UID
         or a class/transfer syntax, since an unknown instance UID may identify."""
         if not self._rules.remap_other_uids or tag in KEEP_UID_TAGS:
+            _keep(ds, tag, elem, _UI)  # a class UID kept as it is must be a UID
             return
         values = _strings(elem)
         if not values or all(v in UID_dictionary for v in values):

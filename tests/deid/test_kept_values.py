@@ -73,3 +73,35 @@ def test_a_lowercase_code_string_from_a_real_archive_stays() -> None:
     enc = ENCODINGS[1]
     out = process(file_with(enc, (0x00180015, enc.elem(0x00180015, "CS", b"Chest"))))
     assert b"Chest" in out
+
+
+#: A class UID the walk keeps as it is (not remapped), at the top level and in an item.
+REFERENCED_SOP_CLASS, REFERENCED_IMAGES = 0x00081150, 0x00081140
+
+
+@pytest.mark.parametrize("enc", ENCODINGS, ids=lambda e: e.name)
+@pytest.mark.parametrize("label", ["UI", "LO", "UN"])
+def test_a_kept_class_uid_must_be_a_uid(enc: Enc, label: str) -> None:
+    """Class UIDs are kept unmapped; a name or a date in one is removed, a real one stays."""
+    bad = b"1.2.840.10008.DOE^MKJOHN.19510829"
+    item = enc.item(enc.elem(REFERENCED_SOP_CLASS, label, bad))
+    blob = file_with(enc, (REFERENCED_SOP_CLASS, enc.elem(REFERENCED_SOP_CLASS, label, bad)),
+                     (REFERENCED_IMAGES, enc.elem(REFERENCED_IMAGES, "SQ", item)))
+    out = process(blob)
+    assert b"MKJOHN" not in out and b"19510829" not in out
+    good = b"1.2.840.10008.5.1.4.1.1.2\0"
+    out = _read(process(file_with(enc, (REFERENCED_SOP_CLASS,
+                                        enc.elem(REFERENCED_SOP_CLASS, label, good)))))
+    assert str(out[REFERENCED_SOP_CLASS].value).rstrip("\0") == good.rstrip(b"\0").decode()
+
+
+@pytest.mark.parametrize("enc", ENCODINGS, ids=lambda e: e.name)
+@pytest.mark.parametrize("label", ["own", "UN"])
+def test_text_sized_as_numbers_in_a_one_value_binary_attribute_is_removed(
+    enc: Enc, label: str
+) -> None:
+    """Sixteen bytes fit an FD's size twice over, but Acquisition Duration holds one value:
+    sixteen bytes in it are not an Acquisition Duration."""
+    tag, text = 0x00189073, b"DOE^MKJOHN195108"  # Acquisition Duration: FD, VM 1
+    out = process(file_with(enc, (tag, enc.elem(tag, "FD" if label == "own" else label, text))))
+    assert b"MKJOHN" not in out
