@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import copy
 from dataclasses import dataclass
+from typing import Final
 
 import pytest
 
@@ -100,13 +101,23 @@ def test_a_redacted_output_keeps_no_readable_name_id_or_birth_date(
     assert {o.burned_in_annotation for o in redacted} == {"NO"}
 
 
+#: Banners tesseract does not detect at all (issue 16's open detection target): they go out as
+#: they came. Any other leak fails the test; when these are found, it passes.
+_UNDETECTED_BY_TESSERACT: Final = frozenset({17, 60, 89})
+
+
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(reason="the acceptance of issue 16 as a whole: banners the guard does not "
-                   "detect at all go out as they came (detection, branch ocr-detect)")
-def test_no_output_keeps_a_readable_name_id_or_birth_date(outcomes: list[_Outcome]) -> None:
+def test_no_output_keeps_a_readable_name_id_or_birth_date(
+    outcomes: list[_Outcome], request: pytest.FixtureRequest
+) -> None:
     """Every banner is quarantined, or its output keeps no readable name, ID or birth date."""
-    leaks = [o.describe() for o in outcomes if o.readable]
-    assert leaks == [], f"{len(leaks)} readable outputs; {_tally(outcomes)}: {leaks}"
+    leaks = [o for o in outcomes if o.readable]
+    engine = request.node.callspec.params["outcomes"]
+    seeds = {o.seed for o in leaks}
+    if leaks and engine == "tesseract" and seeds <= _UNDETECTED_BY_TESSERACT:
+        pytest.xfail(f"issue 16's detection target: seeds {sorted(seeds)} are not detected")
+    assert leaks == [], f"{len(leaks)} readable outputs; {_tally(outcomes)}: " + "; ".join(
+        o.describe() for o in leaks)
 
 
 def _first_pass_leaves_text(case: Case, engine: str) -> bool:
