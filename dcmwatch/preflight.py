@@ -76,9 +76,10 @@ def check(config: Config, env: Mapping[str, str]) -> Report:
     warnings: list[Problem] = []
     for key, folder in retried:
         found = _creatable(key, folder, "folder", folder=True)
-        (warnings if folder.is_dir() else problems).extend(found)
+        (warnings if os.path.isdir(folder) else problems).extend(found)
     db = p.state / JOURNAL_FILE
-    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+    state_ok = not any(problem.key == "paths.state" for problem in problems)
+    if state_ok and _exists(db) and not os.access(db, os.R_OK | os.W_OK):
         problems.append(Problem("paths.state", "the state database is not readable and "
                                 "writable by this user", "folder"))
     return Report(origin, tuple(problems), tuple(warnings))
@@ -106,12 +107,30 @@ def _creatable(key: str, path: Path, kind: Kind, *, folder: bool) -> list[Proble
 def _parent_writable(key: str, path: Path, kind: Kind, *, folder: bool) -> list[Problem]:
     # A folder is created with its missing parents (mkdir -p); a file only in an existing folder.
     parent = path.parent
-    if folder:
-        while not parent.exists() and parent.parent != parent:
-            parent = parent.parent
-    if not parent.is_dir():
-        why = "its folder does not exist" if not parent.exists() else "its parent is not a folder"
-        return [Problem(key, f"cannot be created: {why}", kind)]
+    try:
+        if folder:
+            while not _exists(parent) and parent.parent != parent:
+                parent = parent.parent
+        st = os.stat(parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return [Problem(key, "cannot be created: its folder does not exist", kind)]
+    except OSError as exc:  # a folder above it closed to this user: say so, never a traceback
+        return [Problem(key, f"cannot be created: cannot look at its folder ({exc.strerror})",
+                        kind)]
+    if not stat.S_ISDIR(st.st_mode):
+        return [Problem(key, "cannot be created: its parent is not a folder", kind)]
     if not os.access(parent, os.W_OK | os.X_OK):
         return [Problem(key, "cannot be created: its folder is not writable by this user", kind)]
     return []
+
+
+def _exists(path: Path) -> bool:
+    """Like `Path.exists`, which raises on EACCES in Python 3.11: a name we may not look at
+    counts as there, so the caller's own stat reports why."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True

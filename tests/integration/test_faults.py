@@ -298,6 +298,27 @@ needs_setpriv = pytest.mark.skipif(
 )
 
 
+@pytest.mark.skipif(not _can_drop_dac_override(), reason="needs root and setpriv")
+def test_check_config_reports_a_closed_state_folder_without_a_traceback(tmp_path: Path) -> None:
+    """A folder above the state folder that this user may not enter (0700, another owner) is one
+    problem named by its key, exit 3, exactly as run would stop: never a Python traceback."""
+    cfg = write_config(tmp_path)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    os.chown(closed, 65534, 65534)
+    cfg.write_text(cfg.read_text().replace('state = "state"', 'state = "closed/deeper/state"'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCMWATCH")}
+    done = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                           sys.executable, "-m", "dcmwatch", "check-config", "--config", str(cfg)],
+                          check=False, capture_output=True, text=True, timeout=60, env=env,
+                          cwd=tmp_path)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 3, done.stderr
+    problems = [line for line in done.stderr.splitlines() if ".toml: " in line]
+    assert [p.split(".toml: ")[1] for p in problems] == [
+        "paths.state: cannot look at the folder (Permission denied)"], done.stderr
+
+
 @needs_setpriv
 def test_eacces_on_outbox_and_input_is_retried_never_quarantined(tmp_path: Path) -> None:
     """EACCES writing the outbox, and an input the daemon may not read: both transient (an
