@@ -46,6 +46,7 @@ class Reporter:
         self._started = time.monotonic()
         self._last = self._started
         self._bar: Any = None
+        self._console: Any = None
         self._task: Any = None
         if bar:
             self._start_bar(count)
@@ -60,10 +61,11 @@ class Reporter:
             TimeRemainingColumn,
         )
 
+        self._console = Console(stderr=True)
         self._bar = Progress(
             "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[quarantined]}"),
-            TimeRemainingColumn(), console=Console(stderr=True), redirect_stdout=False,
+            TimeRemainingColumn(), console=self._console, redirect_stdout=False,
             redirect_stderr=False,
         )
         self._task = self._bar.add_task("de-identifying", total=None, rate="",
@@ -103,9 +105,11 @@ class Reporter:
         }
 
     def show(self, line: str) -> None:
-        """A log line for the person at the terminal, printed above the bar."""
-        if self._bar is not None:
-            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        """A log line for the person at the terminal, printed above the bar (or, once the bar
+        is gone, below the summary: a run that aborts after it must still say why)."""
+        console = self._bar.console if self._bar is not None else self._console
+        if console is not None:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def close(self, tally: Tally | None = None) -> None:
         """Stop the bar; with the final `tally`, leave a summary table where it was."""

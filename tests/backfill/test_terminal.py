@@ -71,3 +71,16 @@ def test_process_on_a_terminal_shows_bar_lines_and_summary(tmp_path: Path) -> No
     assert row("not_dicom") == "3"
     assert row("failed") == "0"
     assert float(row("files/s")) > 0
+
+
+def test_a_line_after_the_bar_closed_still_reaches_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A run that aborts after its bar closed (Driver.run's finally) must still say why: the
+    abort line goes to the same terminal, not nowhere."""
+    from dcmwatch.backfill.report import Reporter
+
+    reporter = Reporter(None, bar=True)
+    reporter.close()
+    reporter.show("backfill.aborted reason=engine")
+    assert "backfill.aborted reason=engine" in capsys.readouterr().err
