@@ -261,6 +261,7 @@ def move_durable(src: Path, dest: Path, *, tag: str, mode: int = 0o640,
     write_durable(dest, data, tag=tag, mode=mode)
     if not keep_source:
         src.unlink()
+        fsync_dir(src.parent)  # as the rename above: the original must not come back
 
 
 def read_input_unchecked(path: Path) -> bytes:
