@@ -182,9 +182,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _suggest_masks(config: Config, folder: Path, n: int) -> int:
+    from dcmwatch import dicomfile  # noqa: PLC0415
     from dcmwatch.backfill.sources import iter_sources  # noqa: PLC0415
     from dcmwatch.ocr.cli import suggest_masks  # noqa: PLC0415 - loads an OCR engine
 
+    dicomfile.silence_library_messages()  # it reads patients' files in this process
     files = (Path(f) for f in iter_sources([str(folder)]))
     return suggest_masks(config, folder, n, files)
 
@@ -213,9 +215,11 @@ def _positive(text: str) -> int:
 def _preview(config: Config, args: argparse.Namespace) -> int:
     """Exit 0 with the PNG written; 2 when the file does not exist; 1 when it cannot be
     rendered or the PNG not written. Messages never name the input (its name may be PHI)."""
+    from dcmwatch import dicomfile  # noqa: PLC0415
     from dcmwatch.errors import InputError  # noqa: PLC0415
     from dcmwatch.preview_png import write_preview  # noqa: PLC0415 - loads Pillow
 
+    dicomfile.silence_library_messages()  # it reads a patient's file in this process
     if not args.file.exists():
         print("dcmwatch: preview: the input file does not exist", file=sys.stderr)
         return EXIT_USAGE

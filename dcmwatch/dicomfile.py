@@ -10,6 +10,7 @@ exceptions with a message of our own.
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from io import BytesIO
 
@@ -39,6 +40,14 @@ from dcmwatch.errors import (
     TooLargeError,
     TruncatedError,
 )
+
+
+def silence_library_messages() -> None:
+    """Stop pydicom's warnings and validation messages in this process: they quote element
+    values (names, dates), and a process that reads patients' files must never print one.
+    Reading validation would also convert values we never look at."""
+    pydicom.config.settings.reading_validation_mode = IGNORE
+    warnings.simplefilter("ignore")
 
 #: (0002,0013) *Implementation Version Name* and (0002,0012) *Implementation Class UID* of
 #: files written by dcmwatch. The UID is 2.25 + a fixed UUID derived integer.

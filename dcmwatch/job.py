@@ -16,16 +16,13 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Literal
 
-import pydicom.config
-
-from dcmwatch import libc, pipeline, store
+from dcmwatch import dicomfile, libc, pipeline, store
 from dcmwatch.config import Config, backstop_seconds
 from dcmwatch.errors import (
     FATAL,
@@ -95,10 +92,8 @@ def init_worker(config: Config) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # Library warnings and log records may quote element values: silence them here. Reading
-    # validation would also convert values we never look at.
-    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-    warnings.simplefilter("ignore")
+    # Library warnings and log records may quote element values: silence them here.
+    dicomfile.silence_library_messages()
     logging.captureWarnings(True)
     root = logging.getLogger()
     root.handlers[:] = [logging.NullHandler()]
