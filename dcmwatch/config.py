@@ -28,8 +28,9 @@ from dcmwatch.ocr.settings import OcrSettings
 from dcmwatch.pixels.settings import CONFIG_DIR_CONTEXT, PixelRule, PixelSettings
 
 #: Fields a layout template may use. All are values *after* de-identification (pseudonymous
-#: PatientID, remapped UIDs) or carry no identity (Modality, numbers). Dates and names are not
-#: offered: they would put PHI into paths if a site ever retained them.
+#: PatientID, remapped UIDs) or carry no identity (Modality, numbers: `pipeline.output_relpath`
+#: takes only a standard Modality term and short numbers). Dates and names are not offered:
+#: they would put PHI into paths if a site ever retained them.
 LAYOUT_FIELDS = frozenset(
     {
         "PatientID",

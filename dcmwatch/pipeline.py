@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from pydicom.dataset import Dataset
 
@@ -36,6 +36,21 @@ Step = Callable[[Dataset], Dataset]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _FIELD = re.compile(r"\{([A-Za-z]+)\}")
 _MAX_COMPONENT = 64
+#: Series and instance numbers in a path: an Integer String can hold a birth date or an ID,
+#: real numbers of either are short.
+_SHORT_NUMBER = re.compile(r"[+-]?[0-9]{1,6}")
+#: (0008,0060) Modality's Defined Terms (PS3.3 C.7.3.1.1.1), retired ones included: the only
+#: values a layout puts in a path.
+MODALITIES: Final = frozenset({
+    "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CFM", "CR", "CT", "CTPROTOCOL", "DG", "DMS", "DOC",
+    "DX", "ECG", "EEG", "EMG", "EOG", "EPS", "ES", "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT",
+    "IVUS", "KER", "KO", "LEN", "LS", "M3D", "MG", "MR", "NM", "OAM", "OCT", "OP", "OPM", "OPT",
+    "OPTBSV", "OPTENF", "OPV", "OSS", "OT", "PA", "PLAN", "POS", "PR", "PT", "PX", "REG", "RESP",
+    "RF", "RG", "RTDOSE", "RTIMAGE", "RTINTENT", "RTPLAN", "RTRAD", "RTRECORD", "RTSEGANN",
+    "RTSTRUCT", "RWV", "SEG", "SM", "SMR", "SR", "SRF", "STAIN", "TEXTUREMAP", "TG", "US", "VA",
+    "XA", "XAPROTOCOL", "XC", "AS", "CD", "CF", "CP", "CS", "DD", "DF", "DM", "DS", "EC", "FA",
+    "FS", "LP", "MA", "MS", "OPR", "ST", "VF",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +179,31 @@ def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:
 
 
 def output_relpath(ds: Dataset, layout: str, *, fallback: str) -> str:
-    """Fill the layout with (de-identified) values, each made into one safe path component."""
+    """Fill the layout with (de-identified) values, each made into one safe path component.
+
+    The UIDs and the Patient ID are ours after de-identification. Modality and the numbers
+    are the file's own, kept by the profile, and a file can put a name or a date in them: a
+    Modality outside the standard's terms, or a number longer than any real series or instance
+    number, becomes the fallback instead, so no header value the profile kept can name a folder.
+    """
 
     def value(match: re.Match[str]) -> str:
-        return _component(ds.get(match.group(1)), fallback)
+        field = match.group(1)
+        raw = ds.get(field)
+        if raw is not None and not _plausible(field, raw):
+            raw = None
+        return _component(raw, fallback)
 
     return _FIELD.sub(value, layout)
+
+
+def _plausible(field: str, raw: Any) -> bool:
+    text = str(raw).strip()
+    if field == "Modality":
+        return text in MODALITIES
+    if field in ("SeriesNumber", "InstanceNumber"):
+        return _SHORT_NUMBER.fullmatch(text) is not None
+    return True
 
 
 def _component(raw: Any, fallback: str) -> str:

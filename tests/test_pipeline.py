@@ -28,3 +28,19 @@ class TestOutputRelpath:
         ds.SOPInstanceUID = "1.2.3"
         rel = output_relpath(ds, LAYOUT, fallback="abcdef0123456789ffff")
         assert rel.startswith("unknown-abcdef0123456789/")
+
+    def test_kept_header_values_cannot_name_a_folder(self) -> None:
+        """Modality and the numbers are the file's own: a name or a date smuggled into them
+        falls back to the digest; real values stay."""
+        layout = "{Modality}/{SeriesNumber}/{InstanceNumber}_{SOPInstanceUID}.dcm"
+        ds = Dataset()
+        ds.SOPInstanceUID = "2.25.1"
+        for smuggled in ("SMITH", "DOE JOHN", "ct"):
+            ds.Modality = smuggled
+            ds.SeriesNumber = "19510829"
+            ds.InstanceNumber = "2804962"
+            rel = output_relpath(ds, layout, fallback="abcdef0123456789ffff")
+            assert rel == ("unknown-abcdef0123456789/unknown-abcdef0123456789/"
+                           "unknown-abcdef0123456789_2.25.1.dcm"), rel
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "CT", "3", "-12"
+        assert output_relpath(ds, layout, fallback="f" * 20) == "CT/3/-12_2.25.1.dcm"
