@@ -200,8 +200,8 @@ def claim(src: Path, work: Path) -> os.stat_result:
 def unclaim(work: Path, src: Path) -> bool:
     """Give a claimed file back to its inbox name, unless something new took that name."""
     try:
-        # Never a hard link: with fs.protected_hardlinks (the default) linking another user's
-        # file that we may not write fails, and a sender's file is exactly that.
+        # A rename, not a link, wherever the filesystem can: with fs.protected_hardlinks (the
+        # default) linking another user's file that we may not write fails.
         rename_noreplace(work, src)
     except OSError:  # a new file took the name, or its folder is gone
         return False
@@ -296,7 +296,8 @@ def rename_noreplace(src: Path, dest: Path) -> None:
     """Rename `src` to `dest`, failing with FileExistsError rather than replacing anything.
 
     renameat2(RENAME_NOREPLACE) where the kernel and filesystem have it; else a hard link (which
-    refuses an existing name) and an unlink, in which case `dest` briefly has two links.
+    refuses an existing name) and an unlink, in which case `dest` briefly has two links; else,
+    for another user's file that may not be linked, a look and a rename.
     """
     from dcmwatch import libc  # noqa: PLC0415 - ctypes only when a file moves back
 
@@ -310,5 +311,18 @@ def rename_noreplace(src: Path, dest: Path) -> None:
             raise FileExistsError(err, "name taken")
         if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
             raise OSError(err, os.strerror(err))
-    os.link(src, dest, follow_symlinks=False)
-    os.unlink(src)
+    try:
+        os.link(src, dest, follow_symlinks=False)
+    except PermissionError:
+        # fs.protected_hardlinks refuses to link another user's file that we may not write (a
+        # sender's): look, then rename. A name taken in the microseconds between would be
+        # replaced; on these filesystems that is the best there is.
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "name taken") from None
+        os.rename(src, dest)
+        return
+    try:
+        os.unlink(src)
+    except OSError:
+        os.unlink(dest)  # never the same file under both names: it would be taken twice
+        raise

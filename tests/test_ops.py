@@ -162,6 +162,34 @@ class TestRequeue:
         assert dest.read_bytes() == b"a" and not src.exists()
         assert dest.stat().st_nlink == 1
 
+    @pytest.mark.parametrize("link_refused", [False, True], ids=["link", "protected-hardlinks"])
+    def test_without_renameat2_a_name_is_never_replaced(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link_refused: bool
+    ) -> None:
+        """Where the filesystem has no renameat2 (NFS, CIFS): a hard link and an unlink, or,
+        when the kernel refuses to link another user's file (fs.protected_hardlinks, which root
+        cannot meet here), a look and a rename. Either way an existing name is refused and the
+        file ends under one name."""
+        from dcmwatch import libc
+
+        real = libc.function
+        monkeypatch.setattr(libc, "function",
+                            lambda name: None if name == "renameat2" else real(name))
+        if link_refused:
+            def refuse(*_args: object, **_kwargs: object) -> None:
+                raise PermissionError(1, "Operation not permitted")
+            monkeypatch.setattr(os, "link", refuse)
+        src, dest = tmp_path / "a", tmp_path / "b"
+        src.write_bytes(b"a")
+        dest.write_bytes(b"b")
+        with pytest.raises(FileExistsError):
+            store.rename_noreplace(src, dest)
+        assert dest.read_bytes() == b"b" and src.exists()
+        dest.unlink()
+        store.rename_noreplace(src, dest)
+        assert dest.read_bytes() == b"a" and not src.exists()
+        assert dest.stat().st_nlink == 1
+
 
 class TestRetention:
     def test_purges_by_claim_time_not_mtime(self, tmp_path: Path) -> None:
