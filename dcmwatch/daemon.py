@@ -121,7 +121,7 @@ class Daemon:
         self._retry: list[tuple[float, int, _InFlight]] = []  # (due, seq, item) heap
         self._seq = 0
         #: Inbox path -> claim id of files given back to the inbox (deferred), oldest first.
-        self._given_back: dict[str, str] = {}
+        self._given_back: dict[str, tuple[str, int]] = {}  # inbox name -> claim id, inode
         #: Files in the I/O threads: an output being committed, or a processed input removed.
         self._committing = 0
         #: What the I/O threads finished (a commit, an input's release) and the main thread's
@@ -461,8 +461,7 @@ class Daemon:
                 self._submit(item)
 
     def _claim(self, path: str) -> _InFlight | None:
-        # A file given back (still being written) keeps its claim id: one id for its whole life.
-        claim_id = self._given_back.pop(path, None) or new_claim_id()
+        claim_id = self._reclaimed_id(path) or new_claim_id()
         work = self.work / f"{claim_id}.dcm"
         try:
             st = store.claim(Path(path), work)
@@ -693,23 +692,38 @@ class Daemon:
         age = item.claimed_wall - item.mtime_ns / 1e9
         return age < self.config.watch.settle_seconds
 
+    def _reclaimed_id(self, path: str) -> str | None:
+        """A file given back (still being written) keeps its claim id: one id for its whole
+        life. Only the same file, though: another one dropped under its name gets its own."""
+        given = self._given_back.pop(path, None)
+        if given is None:
+            return None
+        claim_id, inode = given
+        try:
+            return claim_id if os.lstat(path).st_ino == inode else None
+        except OSError:
+            return None
+
     def _give_back(self, item: _InFlight, outcome: Outcome) -> None:
         assert item.origin is not None
+        inode = None
         with contextlib.suppress(OSError):  # the same inode will be back under its inbox name
-            self.intake.hold(item.origin, os.lstat(item.task.path),
-                             delay=self.config.watch.settle_seconds)
+            st = os.lstat(item.task.path)
+            inode = st.st_ino
+            self.intake.hold(item.origin, st, delay=self.config.watch.settle_seconds)
         if store.unclaim(Path(item.task.path), Path(item.origin)):
             self.journal.finished(item.task.claim_id, outcome="returned", reason=outcome.reason)
-            self._remember_given_back(item.origin, item.task.claim_id)
+            if inode is not None:
+                self._remember_given_back(item.origin, item.task.claim_id, inode)
             self.counters.deferred += 1
             self.log.info("file.deferred", claim_id=item.task.claim_id, reason=outcome.reason,
                           retry_in_s=self.config.watch.settle_seconds)
         else:  # its name was taken by a new file meanwhile: this part can only be quarantined
             self._quarantine(item, outcome)
 
-    def _remember_given_back(self, origin: str, claim_id: str) -> None:
+    def _remember_given_back(self, origin: str, claim_id: str, inode: int) -> None:
         """Bounded: a file given back and then removed by its writer must not be kept forever."""
-        self._given_back[origin] = claim_id
+        self._given_back[origin] = (claim_id, inode)
         while len(self._given_back) > self.config.queue.max_pending:
             del self._given_back[next(iter(self._given_back))]
 

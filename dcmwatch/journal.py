@@ -156,8 +156,8 @@ def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
 #: A file given back to the inbox (`returned`) keeps its claim id: claimed again, it is in work.
 _CLAIMED = ("INSERT INTO files(claim_id, claimed_at, size, outcome) VALUES(?, ?, ?, 'claimed') "
-            "ON CONFLICT(claim_id) DO UPDATE SET outcome='claimed', finished_at=NULL, reason=NULL"
-            " WHERE files.outcome = 'returned'")
+            "ON CONFLICT(claim_id) DO UPDATE SET outcome='claimed', finished_at=NULL, reason=NULL,"
+            " size=excluded.size WHERE files.outcome = 'returned'")
 #: An outcome: a new row (never claimed here: recovered, pruned) or the claimed row updated.
 _FINISHED = (
     "INSERT INTO files(claim_id, claimed_at, finished_at, outcome, reason, output, sha256, size,"

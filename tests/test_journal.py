@@ -176,3 +176,17 @@ class TestRecord:
         finally:
             j.close()
         assert count == 0
+
+
+def test_a_file_claimed_again_after_its_return_records_its_new_size(tmp_path: Path) -> None:
+    """A deferred file comes back longer (its writer went on): its row says the new size."""
+    path = tmp_path / "journal.sqlite3"
+    j = journal.Journal(path, mode=0o640)
+    j.claimed("c1", 10)
+    j.finished("c1", outcome="returned", reason="truncated")
+    j.claimed("c1", 20)
+    j.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT outcome, size FROM files WHERE claim_id='c1'").fetchall() == [
+        ("claimed", 20)]
+    db.close()
