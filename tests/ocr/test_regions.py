@@ -10,9 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dcmwatch.ocr import regions
-from dcmwatch.ocr.engines import Box
+from dcmwatch.ocr.engines import Box, TextLine, Word
 from dcmwatch.ocr.errors import OcrTimeoutError
+from dcmwatch.ocr.findings import Finding
 from dcmwatch.ocr.regions import ROW_GAP, blocks, merge, pad_block
+from dcmwatch.ocr.scan import FrameText, Scan
 
 boxes = st.builds(
     lambda x, y, w, h: (x, y, w, h),
@@ -204,3 +206,12 @@ def test_an_expired_deadline_stops_the_grouping() -> None:
         blocks(lines, [0], deadline=time.monotonic() - 1)
     assert caught.value.reason == "ocr_timeout"
 
+
+def test_regions_count_against_the_scans_deadline() -> None:
+    """`Scan.regions` groups under the deadline the image was read under."""
+    words = tuple(TextLine((Word("x", box, 90.0),)) for box in BANNER)
+    finding = Finding(1, BANNER[0], 90.0, ("patient_name",))
+    frames = tuple(FrameText(f, words, ((0, finding),)) for f in range(1, 4))
+    assert Scan(3, frames, time.monotonic() + 60).regions(4, 480, 640)
+    with pytest.raises(OcrTimeoutError):
+        Scan(3, frames, time.monotonic() - 1).regions(4, 480, 640)
