@@ -44,6 +44,9 @@ class Scan:
     #: Frames in the image (read or not).
     total: int
     frames: tuple[FrameText, ...]
+    #: When the image's time is up (`time.monotonic`): grouping the lines into regions counts
+    #: against it too, as a cine loop brings its banner once a frame.
+    deadline: float | None = None
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -53,14 +56,15 @@ class Scan:
         """Rectangles a redaction fills on every frame: each block holding a finding, padded.
 
         The lines of every frame read form the blocks together: a banner sits in the same place
-        on every frame, and the piece of it one frame's reading missed, another's may have."""
+        on every frame, and the piece of it one frame's reading missed, another's may have.
+        Raises `OcrTimeoutError` when the image's time runs out while grouping them."""
         lines: list[Box] = []
         seeds: list[int] = []
         for frame in self.frames:
             seeds.extend(len(lines) + i for i, _ in frame.flagged)
             lines.extend(line.box for line in frame.lines)
         padded = [pad_block(block, height, pad, rows, columns)
-                  for block, height in blocks(lines, seeds)]
+                  for block, height in blocks(lines, seeds, deadline=self.deadline)]
         return merge([b for b in padded if b is not None], 0, rows, columns)
 
     def read_all(self) -> bool:
@@ -88,7 +92,7 @@ def scan(
     for index, image in images:
         frames.append(_read_frame(engine, image, deadline, ids, settings, index + 1,
                                   everything=everything))
-    return Scan(total, tuple(frames))
+    return Scan(total, tuple(frames), deadline)
 
 
 def _read_frame(
