@@ -6,7 +6,11 @@ in the main header and in every tile-part header; encoders fill them (OpenJPEG w
 and version, others the software and site). They are removed; a tile-part that loses one gets
 its Psot shortened by as much, and a TLM segment (tile-part lengths, an index no decoder needs)
 is dropped when any length changed. Bytes after EOC are dropped. Packet data is not read: its
-length comes from Psot, so the walk costs one step per marker segment and tile-part.
+length comes from Psot, so the walk costs one step per marker segment and tile-part. Only the
+last tile-part may say Psot = 0 ("to EOC"): its data ends at the first marker in the FF90-FFFF
+range that is not SOP or EPH, because bit stuffing keeps every such pair out of packet data.
+That marker must be EOC; anything after it (text, an appended thumbnail, the next frame) is
+not part of the codestream, however it ends.
 
 DICOM forbids the JP2 wrapper (PS3.5 A.4.4), yet some writers add it. When met, only the
 signature, ``ftyp``, the ``jp2h`` header (with its image header, bit depth, colour, palette,
@@ -16,6 +20,7 @@ resolution and any other box go, and the image header's IPR flag is cleared with
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Final
 
@@ -35,6 +40,8 @@ _KEEP: Final = frozenset(
 JP2_SIGNATURE: Final = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 _JP2_KEEP: Final = frozenset({b"ftyp", b"jp2h"})
 _JP2H_KEEP: Final = frozenset({b"ihdr", b"bpcc", b"colr", b"pclr", b"cmap", b"cdef"})
+#: A marker packet data cannot hold: FF90-FFFF except SOP (FF91) and EPH (FF92).
+_MARKER: Final = re.compile(rb"\xff[\x90\x93-\xff]")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">L")
 
@@ -95,12 +102,12 @@ def _clean_codestream(buf: bytes, start: int, limit: int, tally: Tally) -> tuple
         psot = _U32.unpack_from(buf, pos + 6)[0]
         if psot:
             tile_end = pos + psot
+            if tile_end > limit or tile_end < pos + 14:
+                raise PixelStreamError("a JPEG 2000 tile-part runs past the end of the data")
+            segments, sod = _header(buf, pos + 12, tile_end, _SOD, tally)
         else:  # the last tile-part, which runs to EOC
-            eoc = buf.rfind(b"\xff\xd9", pos + 12, limit)
-            tile_end = eoc if eoc >= 0 else limit
-        if tile_end > limit or tile_end < pos + 14:
-            raise PixelStreamError("a JPEG 2000 tile-part runs past the end of the data")
-        segments, sod = _header(buf, pos + 12, tile_end, _SOD, tally)
+            segments, sod = _header(buf, pos + 12, limit, _SOD, tally)
+            tile_end = _eoc(buf, sod + 2, limit)
         removed = (sod - pos - 12) - sum(len(s) for s in segments)
         sot = buf[pos : pos + 12]
         if removed and psot:
@@ -115,6 +122,16 @@ def _clean_codestream(buf: bytes, start: int, limit: int, tally: Tally) -> tuple
             main.remove(segment)
             tally.drop("J2K_TLM", len(segment))
     return b"".join([_SOC, *main, *tiles, b"\xff\xd9"]), end
+
+
+def _eoc(buf: bytes, pos: int, limit: int) -> int:
+    """Where the packet data of a last tile-part of unknown length, starting at `pos`, ends."""
+    found = _MARKER.search(buf, pos, limit)
+    if found is None:
+        raise PixelStreamError("a JPEG 2000 tile-part of unknown length ends without EOC")
+    if buf[found.start() + 1] != 0xD9:
+        raise PixelStreamError("a JPEG 2000 tile-part of unknown length holds a marker")
+    return found.start()
 
 
 def _boxes(buf: bytes, pos: int, limit: int) -> list[tuple[bytes, int, int, int]]:
