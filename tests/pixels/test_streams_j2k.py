@@ -240,3 +240,37 @@ class TestJp2Wrapper:
         decoded = _decoded(after_ds)
         assert np.array_equal(decoded[0], single)
         assert np.array_equal(decoded[1], single)
+
+    def test_header_boxes_cut_to_their_fields(self) -> None:
+        """Bytes after a bit depth, channel definition, palette or mapping box's fields go; the
+        fields stay, and the image decodes as the codestream alone does."""
+        ds = read("MR_small_jp2klossless.dcm")
+        stream, before = frames(ds)[0], _decoded(ds)
+        bpcc = box(b"bpcc", b"\x8f")
+        cdef = box(b"cdef", b"\x00\x01" + b"\x00\x00\x00\x00\x00\x01")
+        tail = MARK + b"-tail"
+        header = box(b"jp2h", _ihdr(ds, depth=0xFF) + box(b"bpcc", b"\x8f" + tail) + GREY
+                     + box(b"cdef", cdef[8:] + tail))
+        planted = b"".join([SIGNATURE, FTYP, header, box(b"jp2c", stream)])
+        after_ds, data, report = _cleaned(with_fragments(ds, [even(planted)]))
+        assert MARK not in data
+        cleaned = frames(after_ds)[0]
+        assert box(b"jp2h", _ihdr(ds, depth=0xFF) + bpcc + GREY + cdef) in cleaned
+        assert {kind for kind, _, _ in report.removed} >= {"JP2_bpcc", "JP2_cdef"}
+        assert np.array_equal(_decoded(after_ds), before)
+        assert np.array_equal(_pillow(cleaned), _pillow(stream))
+
+    def test_palette_and_mapping_cut_to_their_fields(self) -> None:
+        """A palette of two 8-bit and 12-bit entries (3 bytes each) and a two-channel mapping
+        keep exactly their fields (checked on the bytes: the palette is not this image's)."""
+        ds = read("MR_small_jp2klossless.dcm")
+        pclr = b"\x00\x02\x02\x07\x0b" + b"\x01\x00\x02" + b"\x03\x00\x04"
+        cmap = b"\x00\x00\x01\x00" + b"\x00\x00\x01\x01"
+        header = box(b"jp2h", _ihdr(ds) + GREY + box(b"pclr", pclr + MARK)
+                     + box(b"cmap", cmap + MARK[:3]))
+        planted = b"".join([SIGNATURE, FTYP, header, box(b"jp2c", frames(ds)[0])])
+        planted_ds = with_fragments(ds, [even(planted)])
+        clean_pixel_data(planted_ds)
+        cleaned = frames(planted_ds)[0]
+        assert MARK[:3] not in cleaned
+        assert box(b"jp2h", _ihdr(ds) + GREY + box(b"pclr", pclr) + box(b"cmap", cmap)) in cleaned

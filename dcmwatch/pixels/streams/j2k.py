@@ -17,8 +17,8 @@ from what decodes: the signature, a fixed ``ftyp`` (brand and compatibility "jp2
 ``jp2h`` header and the codestream box. In the header the image header is cut to its 14
 defined bytes with the IPR flag cleared, the first colour box becomes an enumerated colour
 space (an ICC profile carries description, device and copyright text), and the bit depth,
-palette, component mapping and channel definition boxes stay. XML, UUID, IPR, resolution,
-reader requirements and any other box go.
+palette, component mapping and channel definition boxes stay, cut to their fields. XML, UUID,
+IPR, resolution, reader requirements and any other box go.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _KEEP: Final = frozenset(
 JP2_SIGNATURE: Final = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 #: What every JP2 file we write says of itself: brand "jp2 ", version 0, compatible with "jp2 ".
 _FTYP: Final = b"\x00\x00\x00\x14ftypjp2 \x00\x00\x00\x00jp2 "
-#: Header boxes kept as they are (numbers only): bit depth, palette, mapping, channels.
+#: Header boxes kept, cut to their defined fields: bit depth, palette, mapping, channels.
 _JP2H_KEEP: Final = frozenset({b"bpcc", b"pclr", b"cmap", b"cdef"})
 #: The enumerated colour spaces of JP2 (ISO 15444-1 I.5.3.3): sRGB, greyscale, sYCC.
 _SRGB, _GREY, _SYCC = 16, 17, 18
@@ -233,13 +233,38 @@ def _clean_jp2h(buf: bytes, pos: int, limit: int, tally: Tally) -> bytes:
             kept.append(reduced)
             colour = True
         elif kind in _JP2H_KEEP:
-            kept.append(buf[pos:end])
+            size = _defined_size(kind, buf[content:end], components)
+            kept.append(_box(kind, buf[content : content + size]))
+            if end - content > size:
+                tally.drop(f"JP2_{kind.decode()}", end - content - size)
         else:
             tally.drop("JP2_box", end - pos)
         pos = end
     if pos < limit:
         tally.drop("JP2_box", limit - pos)
     return b"".join(kept)
+
+
+def _defined_size(kind: bytes, content: bytes, components: int | None) -> int:
+    """How many of a bit depth, palette, mapping or channel box's bytes its fields define
+    (ISO 15444-1 I.5.3); bytes after them are read by no decoder and could hold anything."""
+    if kind == b"bpcc":
+        if components is None:
+            raise PixelStreamError("a JP2 bit depth box before its image header")
+        size = components
+    elif kind == b"cdef":
+        size = 2 + 6 * _U16.unpack_from(content)[0] if len(content) >= 2 else 2
+    elif kind == b"pclr":
+        if len(content) < 3 or len(content) < 3 + content[2]:
+            raise PixelStreamError("a JP2 palette box is too short")
+        depths = content[3 : 3 + content[2]]
+        entry = sum(((depth & 0x7F) + 8) // 8 for depth in depths)
+        size = 3 + len(depths) + _U16.unpack_from(content)[0] * entry
+    else:  # cmap: four bytes a channel
+        size = len(content) - len(content) % 4
+    if size > len(content):
+        raise PixelStreamError("a JP2 header box is shorter than its fields say")
+    return size
 
 
 def _colour(content: bytes, components: int | None) -> bytes:
