@@ -109,3 +109,16 @@ def plant_j2k(stream: bytes) -> bytes:
     sot_segment = stream[sot : sot + 6] + struct.pack(">L", new_psot) + stream[sot + 10 : sot + 12]
     return (stream[:sot] + main_com + sot_segment + tile_com + stream[sot + 12 :]
             + MARK + b"-after-eoc")
+
+
+def box(kind: bytes, content: bytes) -> bytes:
+    """A JP2 box: 4-byte length, 4-byte type, content."""
+    return struct.pack(">L", 8 + len(content)) + kind + content
+
+
+def psot_zero(stream: bytes) -> bytes:
+    """A one-tile-part codestream with its tile-part's Psot set to 0 ("runs to EOC")."""
+    sot = j2k_main_header_end(stream)
+    psot = struct.unpack_from(">L", stream, sot + 6)[0]
+    assert sot + psot == len(stream) - 2, "more than one tile-part"
+    return stream[: sot + 6] + b"\x00\x00\x00\x00" + stream[sot + 10 :]

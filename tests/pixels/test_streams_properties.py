@@ -21,6 +21,7 @@ from ._streams import (
     frames,
     j2k_main_header_end,
     jpeg_header_end,
+    psot_zero,
     segment,
 )
 from ._support import read
@@ -92,6 +93,20 @@ def test_j2k_comments_anywhere_in_the_main_header_clean_to_the_original(
         out = out[:at] + segment(0x64, b"\x00\x01" + MARK + payload) + out[at:]
     cleaned = _cleaned(_J2K, [even(out + MARK + trailing)])
     assert cleaned == _cleaned(_J2K, [even(stream)])
+    assert MARK not in cleaned
+
+
+@given(tails=st.lists(st.binary(max_size=60), min_size=2, max_size=2))
+@settings(max_examples=40)
+def test_j2k_tile_part_of_unknown_length_ends_at_its_own_eoc(tails: list[bytes]) -> None:
+    """Two frames whose last tile-part says Psot = 0, each followed by any bytes that end in
+    EOC: each cleans to its codestream alone."""
+    stream = psot_zero(frames(_J2K)[0])
+    ds = deepcopy(_J2K)
+    ds.NumberOfFrames = 2
+    planted = [even(stream + MARK + tail + b"\xff\xd9") for tail in tails]
+    cleaned = _cleaned(ds, planted)
+    assert cleaned == _cleaned(ds, [even(stream), even(stream)])
     assert MARK not in cleaned
 
 

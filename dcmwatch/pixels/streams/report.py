@@ -27,7 +27,10 @@ class StreamReport:
     ``removed`` holds (kind, count, bytes) for every kind of piece taken out: a marker segment
     by its name (``APP1``, ``COM``, ``J2K_COM``), ``JFIF`` / ``Adobe`` for a kept segment cut
     down to what decoding needs, ``trailing`` for bytes after a stream's end, ``fragments`` for
-    fragments after the last frame, ``JP2_box`` for a JP2 wrapper's metadata boxes.
+    fragments after the last frame, ``JP2_box`` for a JP2 wrapper's metadata boxes, and
+    ``JP2_ftyp`` / ``JP2_colr`` for its file type and colour boxes rebuilt (an ICC profile
+    replaced by an enumerated space), ``JP2_ihdr``, ``JP2_bpcc``, ``JP2_cdef``, ``JP2_pclr`` and
+    ``JP2_cmap`` for header boxes cut to their defined fields.
     """
 
     frames: int
