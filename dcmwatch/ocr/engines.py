@@ -94,7 +94,7 @@ class TesseractEngine:
         from PIL import Image  # noqa: PLC0415
 
         tess = self._tesserocr
-        gray = image if image.ndim == 2 else _luma(image)
+        gray = grey(image)
         # Sparse-text mode suits a frame with scattered labels over anatomy, but on a cleaned
         # view it drops whole lines that stand among a few leftover dots; automatic page
         # segmentation reads them.
@@ -170,9 +170,13 @@ class RapidOcrEngine:
         return tuple(lines)
 
 
-def _luma(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+def grey(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """An 8-bit frame as one grey channel (ITU-R BT.601 luma for colour): what every reading
+    and every cleaned view starts from."""
+    if image.ndim == 2:
+        return image
     weights = np.array([0.299, 0.587, 0.114])
-    return np.asarray(np.clip(rgb @ weights + 0.5, 0, 255), dtype=np.uint8)
+    return np.asarray(np.clip(image @ weights + 0.5, 0, 255), dtype=np.uint8)
 
 
 @lru_cache(maxsize=2)

@@ -33,7 +33,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from dcmwatch.ocr.engines import Engine, TextLine, Word
+from dcmwatch.ocr.engines import Engine, TextLine, Word, grey
 from dcmwatch.ocr.errors import OcrTimeoutError
 
 __all__ = ["VIEWS", "View", "read_frame", "read_views", "views"]
@@ -95,7 +95,7 @@ def views(image: Image8, scale: int = SCALE) -> Iterator[View]:
     """The views of ``image`` in the order they are read, each built only when asked for;
     the cleaned ones enlarged ``scale`` times."""
     yield View("as-is", image)
-    gray = image if image.ndim == 2 else _luma(image)
+    gray = grey(image)
     big = _smooth(_enlarge(gray, scale) if scale > 1 else gray)
     yield View("light-text", _strokes(big, light=True), scale, binary=True)
     yield View("dark-text", _strokes(big, light=False), scale, binary=True)
@@ -130,11 +130,6 @@ def _read(engine: Engine, view: View, deadline: float) -> tuple[TextLine, ...]:
         raise OcrTimeoutError("OCR took longer than ocr.time_limit_seconds")
     lines = engine.read(np.ascontiguousarray(view.image), remaining, binary=view.binary)
     return view.to_frame(lines)
-
-
-def _luma(rgb: Image8) -> Image8:
-    weights = np.array([0.299, 0.587, 0.114])
-    return np.asarray(np.clip(rgb @ weights + 0.5, 0, 255), dtype=np.uint8)
 
 
 def _enlarge(gray: Image8, scale: int) -> Image8:

@@ -21,7 +21,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from dcmwatch.errors import DcmwatchError
-from dcmwatch.ocr.engines import Box, Engine, TextLine, Word, engine_for, get_engine
+from dcmwatch.ocr.engines import Box, Engine, TextLine, Word, engine_for, get_engine, grey
 from dcmwatch.ocr.errors import OcrEngineError, OcrTimeoutError
 from dcmwatch.ocr.findings import OTHER_TEXT, Finding, flag_lines
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
@@ -152,11 +152,10 @@ def _contrast(image: Image8, scale: int) -> Image8:
     """Grey, stretched between its 1st and 99.9th percentile, inverted, enlarged ``scale`` x."""
     from PIL import Image  # noqa: PLC0415 - the ocr extra's dependency
 
-    grey = image if image.ndim == 2 else np.asarray(
-        np.clip(image @ np.array([0.299, 0.587, 0.114]) + 0.5, 0, 255), dtype=np.uint8)
-    low, high = np.percentile(grey, (1.0, 99.9))
+    flat = grey(image)
+    low, high = np.percentile(flat, (1.0, 99.9))
     span = max(float(high) - float(low), 1.0)
-    stretched = np.clip((grey.astype(np.float32) - float(low)) * (255.0 / span), 0, 255)
+    stretched = np.clip((flat.astype(np.float32) - float(low)) * (255.0 / span), 0, 255)
     inverted = np.asarray(255 - stretched, dtype=np.uint8)
     if scale == 1:
         return inverted
