@@ -78,13 +78,14 @@ class View:
         s = self.scale
         return tuple(
             TextLine(tuple(
-                Word(w.text, _shrink(w.box, s), w.confidence) for w in line.words
+                Word(w.text, shrink(w.box, s), w.confidence) for w in line.words
             ))
             for line in lines
         )
 
 
-def _shrink(box: tuple[int, int, int, int], s: int) -> tuple[int, int, int, int]:
+def shrink(box: tuple[int, int, int, int], s: int) -> tuple[int, int, int, int]:
+    """A box read in an image enlarged ``s`` times, in the image's own pixels (rounded out)."""
     x, y, w, h = box
     x0, y0 = x // s, y // s
     x1, y1 = -(-(x + w) // s), -(-(y + h) // s)

@@ -25,6 +25,7 @@ from dcmwatch.ocr.engines import Box, Engine, TextLine, Word, engine_for, get_en
 from dcmwatch.ocr.errors import OcrEngineError, OcrTimeoutError
 from dcmwatch.ocr.findings import OTHER_TEXT, Finding, flag_lines
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
+from dcmwatch.ocr.preprocess import shrink
 from dcmwatch.ocr.render import Image8, render_frames
 from dcmwatch.ocr.settings import OcrSettings, find_tessdata
 
@@ -168,10 +169,8 @@ def _contrast(image: Image8, scale: int) -> Image8:
 def _moved(word: Word, scale: int, top: int) -> Word:
     """``word`` read in an image enlarged ``scale`` times, or in a band starting at row ``top``,
     in the image's own coordinates."""
-    x, y, w, h = word.box
-    x0, y0 = x // scale, y // scale
-    x1, y1 = -(-(x + w) // scale), -(-(y + h) // scale)
-    return Word(word.text, (x0, y0 + top, x1 - x0, y1 - y0), word.confidence)
+    x, y, w, h = shrink(word.box, scale)
+    return Word(word.text, (x, y + top, w, h), word.confidence)
 
 
 def _other_engine(settings: OcrSettings) -> Engine | None:
