@@ -1,10 +1,10 @@
-"""Backfill engines: is a Dask cluster as fast as the in-process pool, and does the driver
+"""Backfill executors: is a Dask cluster as fast as the engine's own pool, and does the driver
 stay small?
 
     python benchmarks/bench_cluster.py [--files 2000] [--size 256] [--workers 2]
                                        [--batch-files 64] [--manifest-paths 200000] [--check]
 
-1. files/s of the same backfill (same driver, same batches) on the in-process spawn pool and on
+1. files/s of the same backfill (same driver, same batches) on the engine's worker pool and on
    `--local-cluster N`, in the same run; target: cluster >= 0.9 x pool. Also the CPU seconds
    of all processes of each run (driver, scheduler, nannies, workers): on a busy machine the
    wall clock measures the neighbours, but time-proportional costs (heartbeats, monitors) then
@@ -28,15 +28,17 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 from dcmwatch import config as config_mod
 from dcmwatch import log as log_mod
-from dcmwatch.backfill.batch import Batch, FileResult
 from dcmwatch.backfill.driver import Driver, Options
-from dcmwatch.backfill.engine import DaskEngine, Done, Engine, LocalEngine
+from dcmwatch.config import Config
+from dcmwatch.engine.executors import DaskExecutor, Done, Executor, PoolExecutor
+from dcmwatch.engine.outcome import Batch, Outcome
 from dcmwatch.testing import write_series
 
 RSS_CEILING_MB = 150.0
@@ -73,7 +75,7 @@ def _cpu_seconds() -> tuple[float, float]:
     return total, own
 
 
-def _drive(config: config_mod.Config, options: Options, engine: Engine) -> dict[str, Any]:
+def _drive(config: config_mod.Config, options: Options, engine: Executor) -> dict[str, Any]:
     try:
         cpu0, own0 = _cpu_seconds()
         driver = Driver(config, options, engine, log_mod.get())
@@ -84,7 +86,7 @@ def _drive(config: config_mod.Config, options: Options, engine: Engine) -> dict[
         nums["driver_cpu_seconds"] = own1 - own0
         return nums
     finally:
-        engine.close()
+        engine.close(wait=True)
 
 
 def throughput(files: int, size: int, workers: int, batch_files: int,
@@ -96,8 +98,8 @@ def throughput(files: int, size: int, workers: int, batch_files: int,
         config = _config(root, workers)
         out: dict[str, Any] = {"files": files, "size": size, "workers": workers,
                                "batch_files": batch_files, "load_avg_1min": os.getloadavg()[0]}
-        engines = {"pool": lambda: LocalEngine(config),
-                   "cluster": lambda: DaskEngine(config, local_workers=workers)}
+        engines = {"pool": lambda: _warm(PoolExecutor(config)),
+                   "cluster": lambda: DaskExecutor(config, local_workers=workers)}
         # Interleaved, best of `repeats`: the machine may be shared, and noise only slows.
         for rep in range(repeats):
             for name, make in engines.items():
@@ -134,6 +136,13 @@ def throughput(files: int, size: int, workers: int, batch_files: int,
         return out
 
 
+def _warm(executor: PoolExecutor) -> PoolExecutor:
+    """Its workers started (interpreter, imports, configuration) before the clock starts."""
+    while executor.pool.ready() < executor.pool.size:
+        time.sleep(0.01)
+    return executor
+
+
 class EchoEngine:
     """Completes every batch at once with a plausible result: isolates the driver."""
 
@@ -142,18 +151,29 @@ class EchoEngine:
 
     def __init__(self) -> None:
         self._queue: deque[Batch] = deque()
+        self.wake: Any = lambda: None
 
     def submit(self, batch: Batch) -> None:
         self._queue.append(batch)
+        self.wake()
 
-    def wait(self) -> list[Done]:
-        batch = self._queue.popleft()
-        return [Done(batch, [FileResult(i.ident, "processed", output=f"a/b/{i.ident}.dcm",
-                                        sha256_in="0" * 64, sha256_out="1" * 64,
-                                        bytes_in=500_000, bytes_out=500_000)
-                             for i in batch.items])]
+    def take_done(self) -> list[Done]:
+        out = []
+        while self._queue:
+            batch = self._queue.popleft()
+            out.append(Done(batch, tuple(
+                Outcome(i.claim_id, "processed", output=f"a/b/{i.claim_id}.dcm",
+                        sha256_in="0" * 64, sha256_out="1" * 64, bytes_in=500_000,
+                        bytes_out=500_000) for i in batch.items)))
+        return out
 
-    def close(self) -> None:
+    def cancel_waiting(self) -> list[Batch]:
+        return []
+
+    def reconfigure(self, config: Config) -> None:
+        return None
+
+    def close(self, *, wait: bool) -> None:
         return None
 
     def describe(self) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.files < 1 or args.repeats < 1:
         ap.error("--files and --repeats must be at least 1")
-    # As in a worker (job.init_worker): no reading validation, no warnings.
+    # As in a worker (work.init_worker): no reading validation, no warnings.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     warnings.simplefilter("ignore")
     files = ct_series_bytes(args.files, rows=args.size, columns=args.size)

@@ -10,7 +10,7 @@ For every slice, in alternating order (floor first, then rules first, so caches 
 * rules:   decode + the pixel step with the rule + encode
 * nomatch: decode + the pixel step whose rule does not match (another Manufacturer) + encode
 
-pydicom runs as in a worker (reading validation off, `dcmwatch.job.init_worker`). Times are CPU
+pydicom runs as in a worker (reading validation off, `engine.work.init_worker`). Times are CPU
 seconds of this process (``time.process_time``), so other processes on a shared
 machine do not count directly; each round visits every slice with all three variants side by
 side, and the table shows the best round of each (the least disturbed, as ``timeit`` advises)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target", type=float, default=TARGET_MS,
                     help=f"ms the rule may add per slice (default {TARGET_MS}, the issue's)")
     args = ap.parse_args(argv)
-    # As in every worker (`dcmwatch.job.init_worker`): no reading validation.
+    # As in every worker (`dcmwatch.engine.work.init_worker`): no reading validation.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     files = ct_series_bytes(max(args.files, 1), rows=args.size, columns=args.size)
     _check_the_rule_works(files, args.size)

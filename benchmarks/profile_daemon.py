@@ -3,8 +3,9 @@
     python -m benchmarks.profile_daemon [--files 300] [--workers 2] [--out /tmp/dcmwatch-prof]
 
 The daemon runs in this process (its main loop under cProfile); workers run `profiled_run`,
-which wraps `job.run` in a per-process profiler and dumps `worker-<pid>.prof` as it goes. Each
-profile is printed (top functions by own time); open the .prof files with `python -m pstats`.
+which wraps `work.run_in_pool` in a per-process profiler and dumps `worker-<pid>.prof` as it
+goes. Each profile is printed (top functions by own time); open the .prof files with
+`python -m pstats`.
 """
 
 from __future__ import annotations
@@ -22,22 +23,24 @@ from pathlib import Path
 from benchmarks import data
 from benchmarks.contenders import Rules, drop, stage_copies, write_config
 from dcmwatch import config as config_mod
-from dcmwatch import job, keys
+from dcmwatch import keys
 from dcmwatch import log as log_mod
-from dcmwatch.workers import Pool
+from dcmwatch.engine import work
+from dcmwatch.engine.outcome import Batch, Outcome
+from dcmwatch.engine.pool import Pool
 
 _PROFILE: cProfile.Profile | None = None
 _DONE = 0
 _OUT = Path(os.environ.get("DCMWATCH_PROF_DIR", tempfile.gettempdir()))
 
 
-def profiled_run(task: job.Task) -> job.Outcome:
+def profiled_run(batch: Batch) -> tuple[Outcome, ...]:
     global _PROFILE, _DONE  # noqa: PLW0603 - per-worker profiler
     if _PROFILE is None:
         _PROFILE = cProfile.Profile()
     _PROFILE.enable()
     try:
-        return job.run(task)
+        return work.run_in_pool(batch)
     finally:
         _PROFILE.disable()
         _DONE += 1
@@ -72,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     def feeder() -> None:
         time.sleep(2.0)  # the pool warms up
         t0 = time.monotonic()
-        drop(staged, daemon.inbox)
-        while daemon.counters.processed < len(staged):
+        drop(staged, config.paths.inbox)
+        while not hasattr(daemon, "counts") or daemon.counts.processed < len(staged):
             time.sleep(0.01)
         print(f"{len(staged)} files in {time.monotonic() - t0:.2f} s", flush=True)
         time.sleep(0.5)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         daemon.run()
     finally:
         main_prof.disable()
-        Pool.target = "dcmwatch.job:run"
+        Pool.target = "dcmwatch.engine.work:run_in_pool"
     main_prof.dump_stats(out / "main.prof")
     for prof in sorted(out.glob("*.prof")):
         print(f"\n===== {prof.name}")

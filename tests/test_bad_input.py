@@ -1,6 +1,6 @@
 """The bad-input battery: every malformed file becomes an `InputError` outcome, nothing else.
 
-Each case runs through the worker's error boundary (`job.process`, which reads the file from
+Each case runs through the worker's error boundary (`work.run_one`, which reads the file from
 disk like the daemon's workers do) and must come out `quarantine` with the reason of an
 `InputError` subclass, never `internal` (a bug) and never an exception. Memory is checked with
 tracemalloc where a file claims far more than it holds.
@@ -22,8 +22,10 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dcmwatch import config as config_mod
-from dcmwatch import dicomfile, errors, job
+from dcmwatch import dicomfile, errors
 from dcmwatch.config import Config
+from dcmwatch.engine import work
+from dcmwatch.engine.outcome import Outcome
 from dcmwatch.testing import ct_series, ct_series_bytes, to_bytes
 from tests.conftest import KEY_HEX, write_config
 
@@ -47,14 +49,14 @@ def config(tmp_path: Path) -> Config:
     return config_mod.load(write_config(tmp_path)).with_secret(bytes.fromhex(KEY_HEX))
 
 
-def run_file(config: Config, data: bytes, tmp_path: Path, name: str = "x.dcm") -> job.Outcome:
+def run_file(config: Config, data: bytes, tmp_path: Path, name: str = "x.dcm") -> Outcome:
     path = tmp_path / name
     path.write_bytes(data)
-    return job.process(job.Task(str(path), "claim-test"), config)
+    return work.process_file(str(path), "claim-test", config)
 
 
-def assert_quarantined(outcome: job.Outcome, *reasons: str) -> None:
-    assert outcome.status == "quarantine", outcome
+def assert_quarantined(outcome: Outcome, *reasons: str) -> None:
+    assert outcome.status == "quarantined", outcome
     assert outcome.reason in input_reasons(), outcome
     if reasons:
         assert outcome.reason in reasons, outcome
@@ -233,8 +235,8 @@ class TestBattery:
 
         data = with_changes(nest)
         outcome = run_file(config, data, tmp_path)
-        assert outcome.status in ("processed", "quarantine"), outcome
-        if outcome.status == "quarantine":
+        assert outcome.status in ("processed", "quarantined"), outcome
+        if outcome.status == "quarantined":
             assert_quarantined(outcome)
 
     def test_invalid_vr(self, config: Config, tmp_path: Path) -> None:
@@ -247,7 +249,7 @@ class TestBattery:
             outcome = run_file(config, bytes(mutant), tmp_path)
             _processed_or_input_error(config, outcome)
         assert run_file(config, Path(get_testdata_file("badVR.dcm")).read_bytes(),
-                        tmp_path).status == "quarantine"
+                        tmp_path).status == "quarantined"
 
     @pytest.mark.parametrize("charset", ["ISO_IR 999", "\\\\\\", "ISO 2022 IR 87\\XYZ", "utf-8"])
     def test_invalid_character_sets(self, config: Config, tmp_path: Path, charset: str) -> None:
@@ -265,7 +267,7 @@ class TestBattery:
         assert_quarantined(run_file(cfg, raw, tmp_path), "too_large")
 
 
-def _processed_or_input_error(config: Config, outcome: job.Outcome) -> None:
+def _processed_or_input_error(config: Config, outcome: Outcome) -> None:
     """Lenient cases: pydicom may read them. Either a valid output, or an InputError reason."""
     if outcome.status == "processed":
         out = (config.paths.outbox / outcome.output).read_bytes()
@@ -299,9 +301,9 @@ def test_any_base_exception_in_the_core_is_an_internal_outcome(
     def explode(data: bytes, cfg: Config) -> None:
         raise Panic("ZZPHINAME^MARKER")
 
-    monkeypatch.setattr(job.pipeline, "process_bytes", explode)
+    monkeypatch.setattr(work.pipeline, "process_bytes", explode)
     outcome = run_file(config, good_bytes(), tmp_path)
-    assert (outcome.status, outcome.reason) == ("quarantine", "internal")
+    assert (outcome.status, outcome.reason) == ("quarantined", "internal")
     assert "ZZPHI" not in outcome.message
 
 

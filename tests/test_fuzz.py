@@ -94,7 +94,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 @pytest.fixture(autouse=True)
 def _as_in_a_worker() -> Iterator[None]:
-    """The worker's reading settings (see job.init_worker): no validation, no warnings."""
+    """The worker's reading settings (see work.init_worker): no validation, no warnings."""
     old = pydicom.config.settings.reading_validation_mode
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     with warnings.catch_warnings():

@@ -37,8 +37,9 @@ def test_workers_set_their_death_signal_through_the_same_helper() -> None:
         def refuse(name):
             raise SystemExit("find_library called")
         ctypes.util.find_library = refuse
-        from dcmwatch import job, libc
-        job._die_with_parent()
+        from dcmwatch import libc
+        from dcmwatch.engine import work
+        work._die_with_parent()
         sig = ctypes.c_int(0)
         libc.function("prctl")(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
         assert sig.value == signal.SIGKILL, sig.value

@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ import structlog
 
 from dcmwatch import config as config_mod
 from dcmwatch import housekeeping, journal, log, requeue, status, store
-from dcmwatch.daemon import Daemon, new_claim_id
+from dcmwatch.daemon import Daemon
+from dcmwatch.engine.inbox import new_claim_id
+from dcmwatch.schedule import Schedule
 from dcmwatch.testing import MARKERS, find_markers
 from tests.conftest import write_config
 
@@ -395,14 +398,13 @@ class TestJobs:
         """A job that raises logs job.failed with its name and returns: the scheduler and the
         daemon carry on."""
         cfg = _cfg(tmp_path)
-        d = Daemon(cfg, {})
         rec = Recorder()
-        d.log = rec
+        schedule = Schedule(cfg, Daemon(cfg, {}).queue, rec, lambda: None)
 
         def boom() -> None:
             raise OSError(5, "EIO")
 
-        d._guarded("retention", boom)()
+        schedule._guarded("retention", boom)()
         level, event, fields = rec.events[0]
         assert (level, event, fields["job"]) == ("error", "job.failed", "retention")
 
@@ -422,13 +424,16 @@ class TestReload:
         d.log = rec
         replaced: list[config_mod.Config] = []
 
-        class Pool:
-            def replace(self, new: config_mod.Config) -> None:
+        class Executor:
+            def reconfigure(self, new: config_mod.Config) -> None:
                 replaced.append(new)
 
-        d.pool = Pool()  # type: ignore[assignment]
+        d.executor = Executor()  # type: ignore[assignment]
+        d.engine = SimpleNamespace(  # type: ignore[assignment]
+            window=0, settle=SimpleNamespace(config=cfg))
         d.journal = journal.open_state(cfg)
-        d.scheduler = d._start_scheduler()
+        d.schedule = Schedule(cfg, d.queue, rec, lambda: None)
+        d.schedule.start()
         try:
             cfg_path.write_text(cfg_path.read_text().replace(
                 "heartbeat_seconds = 2", "heartbeat_seconds = 7\nmaintenance_seconds = 120"))
@@ -436,7 +441,8 @@ class TestReload:
             assert [e for _, e, _ in rec.events if e.startswith("config.")] == [
                 "config.reloaded"]
             assert len(replaced) == 1
-            interval = {job.id: job.trigger.interval for job in d.scheduler.get_jobs()}
+            interval = {job.id: job.trigger.interval
+                        for job in d.schedule._scheduler.get_jobs()}
             assert interval["heartbeat"] == timedelta(seconds=7)
             assert interval["journal_maintenance"] == timedelta(seconds=120)
             assert interval["rescan"] == timedelta(seconds=5)
@@ -444,5 +450,5 @@ class TestReload:
             assert changed == [{"job": "heartbeat", "seconds": 7.0},
                                {"job": "journal_maintenance", "seconds": 120.0}]
         finally:
-            d.scheduler.shutdown(wait=False)
+            d.schedule.shutdown()
             d.journal.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dcmwatch import job, thread_limit
+from dcmwatch.engine import limits
 from dcmwatch.errors import NotDicomError, TimeLimitExceeded, TransformError
 
 
@@ -47,19 +47,19 @@ def test_slow_python_in_a_thread_is_stopped_on_time() -> None:
     def run() -> tuple[float, BaseException]:
         t0 = time.monotonic()
         with pytest.raises(TimeLimitExceeded) as info:
-            thread_limit.run_limited(0.2, python_sleep, 30)
+            limits.run_limited(0.2, python_sleep, 30)
         return time.monotonic() - t0, info.value
 
     elapsed, exc = in_thread(run)
     assert 0.15 < elapsed < 3
-    assert isinstance(exc, thread_limit.ThreadTimeLimit)
+    assert isinstance(exc, limits.ThreadTimeLimit)
     assert str(exc) == "processing the file took longer than limits.file_seconds"
-    assert thread_limit._watcher().armed() == 0
+    assert limits._watcher().armed() == 0
 
 
 def test_explain_says_time_limit_with_our_message_even_when_wrapped() -> None:
     """A library that catches Exception re-raises its own (the de-identifier: TransformError);
-    `job.explain` still says time_limit, once, and only in the thread that ran out."""
+    `limits.explain` still says time_limit, once, and only in the thread that ran out."""
 
     def wrapping() -> None:
         try:
@@ -70,12 +70,12 @@ def test_explain_says_time_limit_with_our_message_even_when_wrapped() -> None:
     def run() -> list[tuple[str, str]]:
         out = []
         try:
-            thread_limit.run_limited(0.1, wrapping)
+            limits.run_limited(0.1, wrapping)
         except BaseException as exc:
-            err = job.explain(exc)
+            err = limits.explain(exc)
             out.append((err.reason, str(err)))
         # The next file's failure outside the limit is its own.
-        out.append((job.explain(NotDicomError("not DICOM")).reason, ""))
+        out.append((limits.explain(NotDicomError("not DICOM")).reason, ""))
         return out
 
     got = in_thread(run)
@@ -91,15 +91,15 @@ def test_the_flag_is_per_thread() -> None:
 
     def slow() -> None:
         try:
-            thread_limit.run_limited(0.05, python_sleep, 30)
+            limits.run_limited(0.05, python_sleep, 30)
         except TimeLimitExceeded:
-            job._alarm.fired = True  # as if a library had re-wrapped it; not explained yet
+            limits._alarm.fired = True  # as if a library had re-wrapped it; not explained yet
             fired.set()
             checked.wait(10)
 
     def other() -> None:
         fired.wait(10)
-        seen.append(job.explain(NotDicomError("x")).reason)
+        seen.append(limits.explain(NotDicomError("x")).reason)
         checked.set()
 
     threads = [threading.Thread(target=slow), threading.Thread(target=other)]
@@ -125,13 +125,13 @@ def test_never_fires_after_the_work_returned() -> None:
         returned = stopped = 0
         for i in range(300):
             try:
-                assert thread_limit.run_limited(0.002, busy, 0.001 + (i % 5) * 0.0005) == "done"
+                assert limits.run_limited(0.002, busy, 0.001 + (i % 5) * 0.0005) == "done"
                 returned += 1
             except TimeLimitExceeded:
                 stopped += 1
-            job.explain(RuntimeError())  # consume the flag as the batch's boundary does
+            limits.explain(RuntimeError())  # consume the flag as the batch's boundary does
             busy(0.004)  # a late delivery would surface here, outside any limit
-            assert thread_limit._watcher().armed() == 0
+            assert limits._watcher().armed() == 0
         return returned, stopped
 
     # The watcher needs the GIL to fire: switch threads often, so it does so at all moments.
@@ -147,7 +147,7 @@ def test_never_fires_after_the_work_returned() -> None:
 
 def test_disarmed_limit_never_fires_later() -> None:
     def run() -> str:
-        value = thread_limit.run_limited(0.2, python_sleep, 0.01)
+        value = limits.run_limited(0.2, python_sleep, 0.01)
         python_sleep(0.6)  # long past the deadline and the backstop's grace would not apply
         return value
 
@@ -162,15 +162,15 @@ def test_main_thread_keeps_the_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def probe() -> None:
         seen.append(signal.getsignal(signal.SIGALRM))
-        seen.append(thread_limit._watcher_instance is not None
-                    and thread_limit._watcher().armed())
+        seen.append(limits._watcher_instance is not None
+                    and limits._watcher().armed())
 
-    thread_limit.run_limited(5, probe)
-    assert seen[0] is job._on_alarm
+    limits.run_limited(5, probe)
+    assert seen[0] is limits._on_alarm
     assert not seen[1]
     t0 = time.monotonic()
     with pytest.raises(TimeLimitExceeded):
-        thread_limit.run_limited(0.2, python_sleep, 30)
+        limits.run_limited(0.2, python_sleep, 30)
     assert time.monotonic() - t0 < 3
 
 
@@ -179,13 +179,13 @@ def test_a_thread_stuck_in_c_code_ends_the_process() -> None:
     the soft limit cannot reach it, so the backstop ends the process with BACKSTOP_EXIT."""
     script = textwrap.dedent("""
         import threading, time
-        from dcmwatch import thread_limit
-        t = threading.Thread(target=thread_limit.run_limited, args=(0.2, time.sleep, 30))
+        from dcmwatch.engine import limits
+        t = threading.Thread(target=limits.run_limited, args=(0.2, time.sleep, 30))
         t.start()
         t.join()
         raise SystemExit(0)
     """)
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
-    assert res.returncode == job.BACKSTOP_EXIT
+    assert res.returncode == limits.BACKSTOP_EXIT
     assert time.monotonic() - t0 < 20

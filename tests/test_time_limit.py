@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from dcmwatch import config as config_mod
-from dcmwatch import job
 from dcmwatch.config import Config
+from dcmwatch.engine import limits, work
+from dcmwatch.engine.outcome import Outcome
 from dcmwatch.testing import ct_series_bytes
 from tests.conftest import KEY_HEX, write_config
 
@@ -22,10 +23,10 @@ def _config(tmp_path: Path, seconds: float) -> Config:
     return cfg.with_secret(bytes.fromhex(KEY_HEX))
 
 
-def _input(tmp_path: Path) -> job.Task:
+def _run(tmp_path: Path, config: Config) -> Outcome:
     path = tmp_path / "in.dcm"
     path.write_bytes(ct_series_bytes(1, rows=16, columns=16)[0])
-    return job.Task(str(path), "claim-slow")
+    return work.process_file(str(path), "claim-slow", config)
 
 
 def test_slow_python_is_stopped_and_quarantined(
@@ -37,11 +38,11 @@ def test_slow_python_is_stopped_and_quarantined(
     def slow(data: bytes, cfg: Config) -> None:
         time.sleep(30)
 
-    monkeypatch.setattr(job.pipeline, "process_bytes", slow)
+    monkeypatch.setattr(work.pipeline, "process_bytes", slow)
     t0 = time.monotonic()
-    outcome = job.process(_input(tmp_path), config)
+    outcome = _run(tmp_path, config)
     assert time.monotonic() - t0 < 5
-    assert (outcome.status, outcome.reason) == ("quarantine", "time_limit")
+    assert (outcome.status, outcome.reason) == ("quarantined", "time_limit")
 
 
 def test_a_library_that_wraps_the_alarm_still_reports_time_limit(
@@ -58,15 +59,15 @@ def test_a_library_that_wraps_the_alarm_still_reports_time_limit(
         except Exception as exc:
             raise TransformError("cannot de-identify") from exc
 
-    monkeypatch.setattr(job.pipeline, "process_bytes", wrapping)
-    outcome = job.process(_input(tmp_path), config)
+    monkeypatch.setattr(work.pipeline, "process_bytes", wrapping)
+    outcome = _run(tmp_path, config)
     assert outcome.reason == "time_limit"
 
 
 def test_the_limit_is_disarmed_after_each_file(tmp_path: Path) -> None:
     config = _config(tmp_path, 0.5)
     for _ in range(3):
-        assert job.process(_input(tmp_path), config).status == "processed"
+        assert _run(tmp_path, config).status == "processed"
     time.sleep(0.8)  # no stray alarm fires after a file finished
 
 
@@ -78,15 +79,16 @@ def test_a_worker_stuck_in_c_code_is_ended_by_the_backstop(tmp_path: Path) -> No
     data.write_bytes(ct_series_bytes(1, rows=16, columns=16)[0])
     script = textwrap.dedent(f"""
         import signal, time
-        from dcmwatch import config as c, job
+        from dcmwatch import config as c
+        from dcmwatch.engine import work
         cfg = c.load({str(cfg)!r}).with_secret(bytes.fromhex({KEY_HEX!r}))
         def stuck(data, config):
             signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}})
             time.sleep(30)
-        job.pipeline.process_bytes = stuck
-        job.process(job.Task({str(data)!r}, "claim"), cfg)
+        work.pipeline.process_bytes = stuck
+        work.process_file({str(data)!r}, "claim", cfg)
     """)
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
-    assert res.returncode == job.BACKSTOP_EXIT
+    assert res.returncode == limits.BACKSTOP_EXIT
     assert time.monotonic() - t0 < 20

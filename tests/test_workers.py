@@ -16,9 +16,9 @@ import pydicom
 import pytest
 
 from dcmwatch import config as config_mod
-from dcmwatch import job
+from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
+from dcmwatch.engine.pool import DEPTH, BrokenProcessPool, Pool
 from dcmwatch.testing import write_series
-from dcmwatch.workers import DEPTH, BrokenProcessPool, Pool
 from tests.conftest import write_config
 
 
@@ -30,7 +30,11 @@ def _started(pool: Pool) -> Pool:
     return pool
 
 
-def _tasks(tmp_path: Path, n: int) -> list[job.Task]:
+def _batch(path: str, claim_id: str, config: config_mod.Config) -> Batch:
+    return Batch((WorkItem(path, claim_id),), str(config.paths.outbox))
+
+
+def _tasks(tmp_path: Path, n: int, config: config_mod.Config) -> list[Batch]:
     src = tmp_path / "src"
     write_series(src, n, rows=32, columns=32)
     work = tmp_path / "work"
@@ -38,7 +42,7 @@ def _tasks(tmp_path: Path, n: int) -> list[job.Task]:
     tasks = []
     for i, path in enumerate(sorted(src.iterdir())):
         shutil.copyfile(path, work / f"c{i}.dcm")
-        tasks.append(job.Task(str(work / f"c{i}.dcm"), f"c{i}"))
+        tasks.append(_batch(str(work / f"c{i}.dcm"), f"c{i}", config))
     return tasks
 
 
@@ -51,8 +55,8 @@ def config(tmp_path: Path) -> config_mod.Config:
 def test_files_go_through_and_come_out(tmp_path: Path, config: config_mod.Config) -> None:
     pool = _started(Pool(config))
     try:
-        futs = [pool.submit(t) for t in _tasks(tmp_path, 6)]
-        outcomes = [f.result(timeout=60) for f in futs]
+        futs = [pool.submit(t) for t in _tasks(tmp_path, 6, config)]
+        outcomes = [f.result(timeout=60)[0] for f in futs]
     finally:
         pool.shutdown(wait=True)
     assert [o.status for o in outcomes] == ["processed"] * 6
@@ -67,10 +71,10 @@ def test_a_killed_worker_fails_only_what_it_held(tmp_path: Path,
     files still run on two."""
     pool = _started(Pool(config))
     try:
-        pool.submit(_tasks(tmp_path, 1)[0]).result(timeout=60)
+        pool.submit(_tasks(tmp_path, 1, config)[0]).result(timeout=60)
         victim, survivor = pool.pids()
         os.kill(victim, signal.SIGSTOP)  # it holds whatever it is sent, and never answers
-        futs = [pool.submit(job.Task(str(tmp_path / "work" / "c0.dcm"), f"x{i}"))
+        futs = [pool.submit(_batch(str(tmp_path / "work" / "c0.dcm"), f"x{i}", config))
                 for i in range(2 * DEPTH)]
         time.sleep(0.5)
         os.kill(victim, signal.SIGKILL)
@@ -78,7 +82,7 @@ def test_a_killed_worker_fails_only_what_it_held(tmp_path: Path,
         broken = [f for f in futs if isinstance(f.exception(), BrokenProcessPool)]
         done = [f for f in futs if f.exception() is None]
         assert len(broken) == DEPTH and len(done) == DEPTH
-        assert {f.result().worker for f in done} == {survivor}
+        assert {f.result()[0].worker for f in done} == {survivor}
         deadline = time.monotonic() + 30
         while len(pool.pids()) < 2 or victim in pool.pids():
             assert time.monotonic() < deadline, "no worker replaced the dead one"
@@ -92,7 +96,7 @@ def test_a_reload_applies_the_worker_count_and_the_new_config(
         tmp_path: Path, config: config_mod.Config) -> None:
     pool = Pool(config)
     try:
-        first = pool.submit(_tasks(tmp_path, 1)[0]).result(timeout=60)
+        first = pool.submit(_tasks(tmp_path, 1, config)[0]).result(timeout=60)[0]
         old = set(pool.pids())
         new = config.model_copy(update={
             "workers": config.workers.model_copy(update={"count": 3}),
@@ -100,8 +104,8 @@ def test_a_reload_applies_the_worker_count_and_the_new_config(
         })
         pool.replace(new)
         assert pool.size == 3
-        task = job.Task(str(tmp_path / "work" / "c0.dcm"), "again")
-        second = pool.submit(task).result(timeout=60)
+        task = _batch(str(tmp_path / "work" / "c0.dcm"), "again", config)
+        second = pool.submit(task).result(timeout=60)[0]
         assert second.worker not in old  # only new workers take new files
         deadline = time.monotonic() + 30
         while set(pool.pids()) & old:  # the old ones retire once idle
@@ -124,8 +128,9 @@ def test_shutdown_cancels_what_no_worker_holds(tmp_path: Path,
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)  # nothing finishes: the rest must wait in the parent
     try:
-        task = _tasks(tmp_path, 1)[0]
-        futs: list[Future[job.Outcome]] = [pool.submit(job.Task(task.path, f"x{i}"))
+        task = _tasks(tmp_path, 1, config)[0]
+        futs: list[Future[tuple[Outcome, ...]]] = [
+            pool.submit(_batch(task.items[0].source, f"x{i}", config))
                                            for i in range(2 * DEPTH + 3)]
         time.sleep(1.0)  # time to start and take their share
     finally:
@@ -134,7 +139,7 @@ def test_shutdown_cancels_what_no_worker_holds(tmp_path: Path,
     pool.shutdown(wait=True)
     cancelled = [f for f in futs if f.cancelled()]
     assert len(cancelled) == 3
-    assert all(f.result().status == "processed" for f in futs if not f.cancelled())
+    assert all(f.result()[0].status == "processed" for f in futs if not f.cancelled())
     with pytest.raises(CancelledError):
         cancelled[0].result()
     assert all(_gone(pid) for pid in pids)
@@ -155,7 +160,7 @@ def test_no_process_but_the_workers(tmp_path: Path) -> None:
     code = (
         "import os, subprocess, sys\n"
         "from dcmwatch import config\n"
-        "from dcmwatch.workers import Pool\n"
+        "from dcmwatch.engine.pool import Pool\n"
         f"pool = Pool(config.load({str(cfg)!r}).with_secret(b'k' * 32))\n"
         "kids = subprocess.run(['pgrep', '-P', str(os.getpid())], capture_output=True,\n"
         "                      text=True).stdout.split()\n"

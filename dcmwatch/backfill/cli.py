@@ -16,9 +16,9 @@ from typing import Any
 from dcmwatch import store
 from dcmwatch.backfill import locations, sources
 from dcmwatch.backfill.driver import Driver, EngineFailed, Options
-from dcmwatch.backfill.engine import DaskEngine, Engine, LocalEngine
 from dcmwatch.backfill.report import Reporter, want_bar
 from dcmwatch.config import Config
+from dcmwatch.engine.executors import DaskExecutor, Executor, PoolExecutor
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -45,7 +45,7 @@ def run(config: Config, args: argparse.Namespace, log: Any) -> int:
         if not locations.is_remote(dest):
             store.ensure_dir(Path(dest))
     try:
-        engine = make_engine(config, args.cluster, args.local_cluster)
+        executor = make_executor(config, args.cluster, args.local_cluster)
     except (OSError, TimeoutError, ImportError) as exc:
         log.error("backfill.engine_failed", error=type(exc).__name__)
         return EXIT_FAILED
@@ -55,12 +55,12 @@ def run(config: Config, args: argparse.Namespace, log: Any) -> int:
     if bar:  # warnings above the bar, for a person; JSON only where no person reads it
         log = _log_above_the_bar(config, reporter)
     try:
-        tally = Driver(config, options, engine, log, reporter).run()
+        tally = Driver(config, options, executor, log, reporter).run()
     except EngineFailed as exc:
         log.error("backfill.aborted", reason=exc.reason, message=str(exc))
         return EXIT_FAILED
     finally:
-        engine.close()
+        executor.close(wait=True)
     return EXIT_OK if tally.quarantined == 0 and tally.failed == 0 else EXIT_PROBLEMS
 
 
@@ -72,9 +72,10 @@ def _log_above_the_bar(config: Config, reporter: Reporter) -> Any:
     return log_mod.get()
 
 
-def make_engine(config: Config, cluster: str | None, local_cluster: int | None) -> Engine:
+def make_executor(config: Config, cluster: str | None, local_cluster: int | None) -> Executor:
+    """The daemon's worker pool, or Dask: the engine runs the same on either."""
     if cluster is not None:
-        return DaskEngine(config, address=cluster)
+        return DaskExecutor(config, address=cluster)
     if local_cluster is not None:
-        return DaskEngine(config, local_workers=local_cluster)
-    return LocalEngine(config)
+        return DaskExecutor(config, local_workers=local_cluster)
+    return PoolExecutor(config)

@@ -1,44 +1,42 @@
-"""The driver: list lazily, submit batches of paths, keep K in flight, journal what comes back.
+"""`dcmwatch process`'s front end to the file engine: a listing intake, an executor (the
+engine's own worker pool or Dask), a backfill journal, and a loop that turns the engine until
+the listing is exhausted and nothing is in flight.
 
-Memory is O(K): the listing is a generator, at most K batches (of `batch_files` paths) are in
-flight, and the journal answers "done already?" per input from disk. Nothing else is held, so a
-50-million-file archive costs the driver what a 500-file folder does. The driver never reads an
-input (except to copy a file that killed its workers into quarantine) and never writes an
-output; workers do, wherever they run.
+Everything between intake and journal is the daemon's engine (`dcmwatch.engine`): the same
+batches, per-file boundary, settle stage, crash isolation and retry. What differs is only what a
+listing is: inputs stay where they are, outputs may be on S3, a rerun skips what the journal
+calls done, and a retry that keeps failing within the run is left for the next one (`failed`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
-import math
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcmwatch import config as config_mod
-from dcmwatch import store
-from dcmwatch.backfill import sources
-from dcmwatch.backfill.batch import Batch, FileResult, Item, quarantine
-from dcmwatch.backfill.engine import Done, Engine
-from dcmwatch.backfill.journal import BackfillJournal
-from dcmwatch.backfill.report import Reporter, Tally
+from dcmwatch.backfill.report import Reporter
 from dcmwatch.config import Config
-from dcmwatch.errors import DcmwatchError
-from dcmwatch.journal import Journal as StateJournal
-from dcmwatch.journal import open_state
-from dcmwatch.ocr.findings import redaction_record
+from dcmwatch.engine.core import Engine, EngineFailed
+from dcmwatch.engine.counts import Counts
+from dcmwatch.engine.executors import Executor
+from dcmwatch.engine.isolation import Isolation
+from dcmwatch.engine.ledger import BackfillLedger, config_digest
+from dcmwatch.engine.listing import Listing, ListingIntake, identity
+from dcmwatch.engine.settle import Settle
 
-#: Consecutive batches failing as a whole (not per file) before the run gives up: the engine
+__all__ = ["Driver", "EngineFailed", "Options", "identity"]
+
+#: Consecutive batches failing as a whole (not per file) before the run gives up: the executor
 #: or the cluster is broken, and a rerun resumes where this one stopped.
 MAX_BATCH_ERRORS = 3
-
-
-class EngineFailed(DcmwatchError):
-    reason = "engine"
+#: Retries of a file whose trouble is the world's (a denied read, a throttled PUT) within one
+#: run, after 0.5 s and 1 s; then it is `failed` and the next run tries it again.
+MAX_RETRIES = 2
+_RETRY_BASE_S = 0.5
+#: How long the loop sleeps when nothing wakes it: retries come due without a wake.
+_TICK_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,222 +47,71 @@ class Options:
     journal: Path
     manifest: str | None = None
     batch_files: int = 64
-    #: Batches in flight; default twice the engine's slots.
+    #: Batches in flight; default twice the executor's slots.
     inflight: int | None = None
     resume: bool = False
 
 
-def identity(key: bytes, source: str) -> str:
-    """An input's journal identity: keyed, so the journal does not reveal file names.
-
-    A Linux file name is bytes, and one that is not UTF-8 reaches us with surrogate escapes
-    (PEP 383): hashing the name's own bytes keeps every valid name's identity as it was and
-    gives the others one, where a strict encode would end the run.
-    """
-    name = source.encode("utf-8", "surrogateescape")
-    h = hashlib.blake2b(name, key=key[:64], digest_size=16, person=b"dcmw-backfill")
-    return h.hexdigest()
-
-
-def config_digest(config: Config, options: Options) -> str:
-    """What decides an output's bytes and place: the effective config, the key, the outbox."""
-    data = config_mod.effective(config)
-    data.pop("source", None)
-    text = json.dumps([data, options.outbox, options.quarantine], sort_keys=True, default=str)
-    h = hashlib.blake2b(text.encode(), key=config.key()[:64], digest_size=16,
-                        person=b"dcmw-bf-config")
-    return h.hexdigest()
-
-
 class Driver:
-    def __init__(self, config: Config, options: Options, engine: Engine, log: Any,
+    def __init__(self, config: Config, options: Options, executor: Executor, log: Any,
                  reporter: Reporter | None = None,
-                 on_batch: Callable[[Tally], None] | None = None) -> None:
+                 on_batch: Callable[[Counts], None] | None = None) -> None:
         self.config = config
         self.options = options
-        self.engine = engine
+        self.executor = executor
         self.log = log
         self.reporter = reporter or Reporter(log, bar=False)
         self.on_batch = on_batch
-        self.tally = Tally()
-        self.digest = config_digest(config, options)
-        self._key = config.key()
-        self._errors = 0
-        self._isolating = False
-        self._reid: StateJournal | None = None
+        self.tally = Counts()
+        self.digest = config_digest(config, options.outbox, options.quarantine)
 
-    def run(self) -> Tally:
-        journal = BackfillJournal(self.options.journal)
-        self._reid = self._open_reid_map()
+    def run(self) -> Counts:
+        ledger = BackfillLedger(self.options.journal, self.config, self.digest)
+        woken = threading.Event()
+        self.executor.wake = woken.set
+        engine = self._engine(ledger, woken.set)
         try:
-            window = self.options.inflight or 2 * self.engine.slots
-            self.log.info("backfill.started", **self.engine.describe(),
-                          batch_files=self.options.batch_files, inflight=window,
+            self.log.info("backfill.started", **self.executor.describe(),
+                          batch_files=self.options.batch_files, inflight=engine.window,
                           resume=self.options.resume,
-                          already_done=journal.done_count(self.digest))
-            fresh = self._batches(journal, window)
-            retry: deque[Batch] = deque()
-            suspects: deque[Batch] = deque()
-            inflight = 0
+                          already_done=ledger.journal.done_count(self.digest))
+            batches = -1
             while True:
-                while inflight < window and not suspects and not self._isolating:
-                    batch = retry.popleft() if retry else next(fresh, None)
-                    if batch is None:
-                        break
-                    self.engine.submit(batch)
-                    inflight += 1
-                if suspects and inflight == 0:
-                    self.engine.submit(suspects.popleft())
-                    self._isolating = True
-                    inflight = 1
-                if inflight == 0:
+                woken.clear()
+                engine.pump()
+                if self.tally.batches != batches:
+                    batches = self.tally.batches
+                    self.reporter.update(self.tally)
+                    if self.on_batch is not None:
+                        self.on_batch(self.tally)
+                if engine.intake.exhausted and engine.idle:
                     break
-                for done in self.engine.wait():
-                    inflight -= 1
-                    self._isolating = False
-                    self._settle(done, journal, retry, suspects)
+                woken.wait(_TICK_S)
         finally:
-            journal.close()
-            if self._reid is not None:
-                self._reid.close()
+            engine.settle.close(wait=True)
+            ledger.flush()
+            ledger.close()
             self.reporter.close(self.tally)
-        self.log.info("process.finished", engine=self.engine.name,
+        self.log.info("process.finished", engine=self.executor.name,
                       **self.reporter.numbers(self.tally))
         return self.tally
 
-    def _batches(self, journal: BackfillJournal, window: int) -> Iterator[Batch]:
-        """Full batches; but a run that fits in the first window is spread over all slots
-        (a 50-file run must not be one batch on one worker)."""
-        todo = self._todo(journal)
-        size = self.options.batch_files
-        head = list(itertools.islice(todo, window * size))
-        if len(head) < window * size:
-            size = max(1, min(size, math.ceil(len(head) / window)))
-        for start in range(0, len(head), size):
-            yield self._batch(head[start:start + size])
-        del head
-        while chunk := list(itertools.islice(todo, size)):
-            yield self._batch(chunk)
+    def _engine(self, ledger: BackfillLedger, wake: Callable[[], None]) -> Engine:
+        window = self.options.inflight or 2 * self.executor.slots
+        listing = Listing(self.options.sources, self.options.outbox, self.options.quarantine,
+                          self.options.manifest, self.config.output.file_mode)
 
-    def _todo(self, journal: BackfillJournal) -> Iterator[Item]:
-        for source in sources.iter_sources(self.options.sources, self.options.manifest):
-            ident = identity(self._key, source)
-            if journal.is_done(ident, self.digest):
-                self.tally.skipped += 1
-                continue
-            yield Item(source, ident)
+        def skipped() -> None:
+            self.tally.skipped += 1
 
-    def _batch(self, items: list[Item]) -> Batch:
-        return Batch(tuple(items), self.options.outbox, self.options.quarantine)
-
-    def _settle(self, done: Done, journal: BackfillJournal, retry: deque[Batch],
-                suspects: deque[Batch]) -> None:
-        if done.results is not None:
-            self._errors = 0
-            self._record(done.results, journal)
-            return
-        failure = done.failure
-        assert failure is not None
-        batch = done.batch
-        if failure.kind == "error":
-            self._errors += 1
-            self.log.error("backfill.batch_failed", error=failure.error, files=len(batch.items))
-            self._record([FileResult(i.ident, "failed", reason="engine",
-                                     message=f"the batch failed ({failure.error})")
-                          for i in batch.items], journal)
-            if self._errors >= MAX_BATCH_ERRORS:
-                raise EngineFailed(f"{self._errors} batches in a row failed ({failure.error})")
-            return
-        if failure.kind == "crashed":
-            self._settle_crash(batch, journal, suspects)
-            return
-        # Dask blamed this batch (`KilledWorker`, after its own retries): halve it until the
-        # file that kills workers stands alone.
-        if len(batch.items) > 1:
-            self._split(batch, retry, failure.error)
-            return
-        if not batch.isolated:
-            # Dask blames every batch on a dying worker, and a worker holds more than one when
-            # the scheduler does not queue them (few batches known to it: a run's start and
-            # end, right after a death, when the survivors take everything). A lone file is
-            # called poison only after it killed workers with nothing else in flight.
-            suspects.append(replace(batch, isolated=True))
-            return
-        self._quarantine_poison(batch, journal)
-
-    def _settle_crash(self, batch: Batch, journal: BackfillJournal,
-                      suspects: deque[Batch]) -> None:
-        """A local pool broke: every batch in flight failed, the innocent with the guilty.
-        Each is rerun alone; only a batch that crashes alone is halved, and only a single file
-        that crashes alone `workers.max_attempts` times is declared poison."""
-        if not batch.isolated:
-            suspects.append(replace(batch, isolated=True))
-            return
-        if len(batch.items) > 1:
-            self._split(batch, suspects, "BrokenProcessPool", front=True)
-            return
-        if batch.crashes + 1 < self.config.workers.max_attempts:
-            suspects.appendleft(replace(batch, crashes=batch.crashes + 1))
-            return
-        self._quarantine_poison(batch, journal)
-
-    def _split(self, batch: Batch, queue: deque[Batch], error: str, *,
-               front: bool = False) -> None:
-        mid = len(batch.items) // 2
-        halves = [replace(batch, items=batch.items[:mid], crashes=0),
-                  replace(batch, items=batch.items[mid:], crashes=0)]
-        if front:
-            queue.extendleft(reversed(halves))
-        else:
-            queue.extend(halves)
-        self.tally.splits += 1
-        self.log.warning("backfill.batch_split", error=error, files=len(batch.items))
-
-    def _quarantine_poison(self, batch: Batch, journal: BackfillJournal) -> None:
-        item = batch.items[0]
-        result = quarantine(item, batch, self.config, "killed_worker",
-                            "the file ended the worker process that read it")
-        self._record([result], journal)
-
-    def _open_reid_map(self) -> StateJournal | None:
-        """The state database, opened only to keep the re-identification map when it is on."""
-        if not self.config.deid.reid_map:
-            return None
-        store.ensure_dir(self.config.paths.state)
-        return open_state(self.config)
-
-    def _record(self, results: list[FileResult], journal: BackfillJournal) -> None:
-        # The map first: once the journal says done, a rerun skips the file and its pairs.
-        pairs = [pair for r in results for pair in r.reid]
-        if pairs and self._reid is not None:
-            self._reid.record_reid(pairs)
-        for r in results:
-            if r.findings:  # the burned-in text guard's boxes: workers cannot log
-                self.log.warning("ocr.finding", claim_id=r.ident, policy=self.config.ocr.policy,
-                                 count=len(r.findings), findings=[f.as_dict() for f in r.findings])
-                redacted = redaction_record(r.findings)
-                if redacted is not None and r.status == "processed":
-                    self.log.info("ocr.redacted", claim_id=r.ident, **redacted)
-            if r.stream is not None and r.stream.changed:
-                self.log.info("pixels.stream_cleaned", claim_id=r.ident, **r.stream.as_dict())
-        journal.record(results, self.digest)
-        t = self.tally
-        t.batches += 1
-        for r in results:
-            t.bytes_in += r.bytes_in
-            if r.status == "processed":
-                t.processed += 1
-                self.log.debug("file.processed", claim_id=r.ident, output=r.output,
-                               bytes=r.bytes_in, duration_ms=r.duration_ms)
-            elif r.status == "quarantined":
-                t.quarantined += 1
-                t.quarantine_reasons[r.reason or "unknown"] += 1
-                self.log.warning("file.quarantined", claim_id=r.ident, reason=r.reason,
-                                 message=r.message, bytes=r.bytes_in)
-            else:
-                t.failed += 1
-                self.log.error("file.failed", claim_id=r.ident, reason=r.reason,
-                               message=r.message)
-        self.reporter.update(t)
-        if self.on_batch is not None:
-            self.on_batch(t)
+        intake = ListingIntake(listing, self.config.key(),
+                               lambda ident: ledger.journal.is_done(ident, self.digest),
+                               window=window, batch_files=self.options.batch_files,
+                               on_skip=skipped)
+        settle = Settle(self.config, intake, ledger, self.log, self.tally, wake,
+                        max_retries=MAX_RETRIES, retry_base_s=_RETRY_BASE_S,
+                        processed_level="debug")
+        isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log)
+        return Engine(self.executor, intake, settle, isolation, self.log, window=window,
+                      batch_files=self.options.batch_files,
+                      abort_after_errors=MAX_BATCH_ERRORS)

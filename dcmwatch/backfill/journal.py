@@ -1,7 +1,7 @@
 """The backfill journal: one SQLite row per input, written by the driver alone.
 
-Workers never touch it (they may be on other machines); the driver records each batch in one
-transaction when its results arrive. A crash loses at most the batches in flight, whose outputs
+Workers never touch it (they may be on other machines); the settle stage records each turn's
+results in one transaction. A crash loses at most the batches in flight, whose outputs
 are recomputed on the next run: same bytes, same key. Rows are keyed by (input identity,
 configuration digest), so a run with another configuration or destination starts afresh while
 a rerun with the same one skips what is done. The identity is a keyed digest of the input's
@@ -14,8 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-
-from dcmwatch.backfill.batch import FileResult
+from typing import NamedTuple
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS backfill (
@@ -35,6 +34,17 @@ CREATE TABLE IF NOT EXISTS backfill (
 
 #: Outcomes a rerun does not redo. A `failed` input (transient trouble) is tried again.
 DONE = ("processed", "quarantined")
+
+
+class Row(NamedTuple):
+    ident: str
+    outcome: str
+    reason: str
+    output: str
+    sha256_in: str
+    sha256_out: str
+    bytes_in: int
+    bytes_out: int
 
 
 class BackfillJournal:
@@ -62,12 +72,14 @@ class BackfillJournal:
         ).fetchone()
         return int(row[0])
 
-    def record(self, results: Iterable[FileResult], digest: str) -> None:
-        """One transaction per batch."""
+    def record(self, results: Iterable[Row], digest: str) -> None:
+        """One transaction per turn of the engine."""
         now = time.time()
-        rows = [(r.ident, digest, r.status, r.reason or None, r.output or None,
+        rows = [(r.ident, digest, r.outcome, r.reason or None, r.output or None,
                  r.sha256_in or None, r.sha256_out or None, r.bytes_in, r.bytes_out, now)
                 for r in results]
+        if not rows:
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(

@@ -12,28 +12,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
-
-@dataclass(slots=True)
-class Tally:
-    processed: int = 0
-    quarantined: int = 0
-    failed: int = 0
-    #: Inputs the journal already marked done (a rerun or `--resume`).
-    skipped: int = 0
-    bytes_in: int = 0
-    batches: int = 0
-    splits: int = 0
-    #: Quarantined files per reason.
-    quarantine_reasons: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def files(self) -> int:
-        return self.processed + self.quarantined + self.failed
+from dcmwatch.engine.counts import Counts
 
 
 class Reporter:
@@ -79,7 +62,7 @@ class Reporter:
 
             threading.Thread(target=run, name="dcmwatch-count", daemon=True).start()
 
-    def update(self, tally: Tally) -> None:
+    def update(self, tally: Counts) -> None:
         now = time.monotonic()
         if self._bar is not None:
             seconds = max(now - self._started, 1e-9)
@@ -93,7 +76,7 @@ class Reporter:
             self._last = now
             self._log.info("backfill.progress", **self.numbers(tally))
 
-    def numbers(self, tally: Tally) -> dict[str, Any]:
+    def numbers(self, tally: Counts) -> dict[str, Any]:
         seconds = time.monotonic() - self._started
         data = asdict(tally)
         data["quarantine_reasons"] = dict(sorted(tally.quarantine_reasons.items()))
@@ -111,7 +94,7 @@ class Reporter:
         if console is not None:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    def close(self, tally: Tally | None = None) -> None:
+    def close(self, tally: Counts | None = None) -> None:
         """Stop the bar; with the final `tally`, leave a summary table where it was."""
         if self._bar is None:
             return

@@ -1,5 +1,5 @@
 """A Dask LocalCluster shared by the backfill tests, 200 synthetic inputs and their expected
-outputs computed by the daemon's own per-file step (`job.process`) in this process."""
+outputs computed by the daemon's own per-file step (`work.run_one`) in this process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from dcmwatch import config as config_mod
-from dcmwatch import job, keys
+from dcmwatch import keys
 from dcmwatch.config import Config
+from dcmwatch.engine import work
 from dcmwatch.testing.synth import write_series
 from tests.conftest import write_config
 
@@ -57,11 +58,11 @@ def load_config(root: Path, extra: str = "") -> Config:
 
 @pytest.fixture(scope="session")
 def expected(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """The in-process outputs: `job.process`, file by file, as the daemon runs it."""
+    """The in-process outputs: `work.run_one`, file by file, as the daemon runs it."""
     root = tmp_path_factory.mktemp("inproc")
     config = load_config(root)
     for i, path in enumerate(sorted(p for p in corpus.rglob("*") if p.is_file())):
-        outcome = job.process(job.Task(str(path), f"t{i}", batch=True), config)
+        outcome = work.process_file(str(path), f"t{i}", config, allow_hardlinks=True)
         assert outcome.status == "processed", outcome
     return tree(root / "outbox")
 

@@ -1,4 +1,4 @@
-"""The Dask settings a backfill cluster runs with: one list for `--local-cluster` (engine.py)
+"""The Dask settings a backfill cluster runs with: one list for `--local-cluster` (engine/executors.py)
 and for the systemd units (config/dask.yaml), and they reach the worker processes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dcmwatch.backfill.engine import LOCAL_CLUSTER_CONFIG, DaskEngine
+from dcmwatch.engine.executors import LOCAL_CLUSTER_CONFIG, DaskExecutor
 from tests.backfill.conftest import load_config
 
 dask_config = pytest.importorskip("dask.config")
@@ -45,7 +45,7 @@ def test_local_cluster_workers_get_the_settings(tmp_path: Path,
     threshold: no page faults per CT slice), no profiler, slow ticks; and only there: the
     settings do not stay in the driver's process."""
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    engine = DaskEngine(load_config(tmp_path), local_workers=1)
+    engine = DaskExecutor(load_config(tmp_path), local_workers=1)
     try:
         def probe() -> tuple[str | None, bool, str]:
             import dask
@@ -56,5 +56,5 @@ def test_local_cluster_workers_get_the_settings(tmp_path: Path,
 
         assert list(engine.client.run(probe).values()) == [(None, False, "1s")]
     finally:
-        engine.close()
+        engine.close(wait=True)
     assert dask_config.get("distributed.admin.tick.interval") != "1s"

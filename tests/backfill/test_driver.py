@@ -1,5 +1,6 @@
-"""The driver's bookkeeping with a scripted engine: windows, batch splitting, poison isolation on
-both engines' failure semantics, systemic failures, journal-driven skipping."""
+"""The engine's bookkeeping for a listing, with a scripted executor: windows, batch splitting,
+poison isolation on both executors' failure semantics, systemic failures, journal-driven
+skipping."""
 
 from __future__ import annotations
 
@@ -12,55 +13,69 @@ import pytest
 
 from dcmwatch import log as log_mod
 from dcmwatch.backfill import sources
-from dcmwatch.backfill.batch import Batch, FileResult
 from dcmwatch.backfill.driver import Driver, EngineFailed, Options, identity
-from dcmwatch.backfill.engine import Done, Failure
 from dcmwatch.backfill.journal import BackfillJournal
+from dcmwatch.config import Config
+from dcmwatch.engine.executors import Done, Failure
+from dcmwatch.engine.outcome import Batch, Outcome
 from tests.backfill.conftest import load_config
 
 
 class ScriptedEngine:
     """Runs batches in the driver's process; a batch holding a `poison` source fails with
-    `kind` (and, for "crashed", so does every batch in flight with it, as a broken pool does)."""
+    `kind` (and, for "crashed", so does every batch in flight with it, as a pool whose workers
+    all died does)."""
 
     name = "scripted"
 
     def __init__(self, poison: set[str], kind: str = "killed", slots: int = 2,
                  blamed_once: set[str] | None = None) -> None:
         self.poison = poison
-        #: Innocent sources whose batches fail until they failed once as a lone file, as Dask
-        #: blames batches that shared a dying worker with the poison.
+        #: Innocent sources whose batches fail while other batches run beside them, as Dask
+        #: blames every batch that shared a dying worker with the poison.
         self.blamed_once = set(blamed_once or ())
+        self.blamed: list[str] = []
         self.kind = kind
         self.slots = slots
         self.queue: deque[Batch] = deque()
         self.max_inflight = 0
         self.submitted: list[int] = []
+        self.wake: Any = lambda: None
 
     def submit(self, batch: Batch) -> None:
         self.queue.append(batch)
         self.submitted.append(len(batch.items))
         self.max_inflight = max(self.max_inflight, len(self.queue))
+        self.wake()
 
-    def wait(self) -> list[Done]:
+    def take_done(self) -> list[Done]:
+        if not self.queue:
+            return []
         batch = self.queue.popleft()
         blamed = [i.source for i in batch.items if i.source in self.blamed_once]
-        if blamed:
-            if len(batch.items) == 1:
-                self.blamed_once.discard(blamed[0])
-            return [Done(batch, None, Failure("killed", "KilledWorker"))]
+        if blamed and not batch.isolated:
+            self.blamed.extend(blamed)
+            return [Done(batch, None, Failure("crashed", "KilledWorker", retried=True))]
         if any(i.source in self.poison for i in batch.items):
-            if self.kind == "crashed":  # the whole pool breaks: all in flight fail
+            if self.kind == "crashed":  # every batch in flight fails with it
                 out = [Done(batch, None, Failure("crashed", "BrokenProcessPool"))]
                 while self.queue:
                     out.append(Done(self.queue.popleft(), None,
                                     Failure("crashed", "BrokenProcessPool")))
                 return out
-            return [Done(batch, None, Failure(self.kind, "X"))]  # type: ignore[arg-type]
-        return [Done(batch, [FileResult(i.ident, "processed", output=f"{i.ident}.dcm",
-                                        bytes_in=10) for i in batch.items])]
+            if self.kind == "killed":
+                return [Done(batch, None, Failure("crashed", "KilledWorker", retried=True))]
+            return [Done(batch, None, Failure("error", "X"))]
+        return [Done(batch, tuple(Outcome(i.claim_id, "processed", output=f"{i.claim_id}.dcm",
+                                          bytes_in=10) for i in batch.items))]
 
-    def close(self) -> None:
+    def cancel_waiting(self) -> list[Batch]:
+        return []
+
+    def reconfigure(self, config: Config) -> None:
+        return None
+
+    def close(self, *, wait: bool) -> None:
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -118,28 +133,29 @@ def test_poison_isolated_by_splitting(tmp_path: Path, kind: str) -> None:
     assert (tally.processed, tally.quarantined, tally.failed) == (39, 1, 0)
     ident = identity(config.key(), poison)
     assert (tmp_path / "q" / f"{ident}.dcm").read_bytes() == b"x"
-    assert '"killed_worker"' in (tmp_path / "q" / f"{ident}.json").read_text()
+    assert '"worker_crashed"' in (tmp_path / "q" / f"{ident}.json").read_text()
     assert Path(poison).exists()  # the input is never moved
     singles = engine.submitted.count(1)
     assert singles >= (config.workers.max_attempts if kind == "crashed" else 1)
 
 
 def test_an_innocent_file_blamed_by_dask_is_rerun_alone_not_quarantined(tmp_path: Path) -> None:
-    """Dask blames every batch on a dying worker; a lone file it blamed is run again with
-    nothing else in flight before being called poison: only the real poison is quarantined."""
+    """Dask blames every batch on a dying worker; a batch it blamed is run again with nothing
+    else in flight before anything in it is called poison: only the real poison is
+    quarantined."""
     config, options, names = _setup(tmp_path, 40)
     poison, innocent = names[17], names[16]
     engine = ScriptedEngine({poison}, kind="killed", blamed_once={innocent})
     tally = Driver(config, options, engine, log_mod.get()).run()
     assert (tally.processed, tally.quarantined, tally.failed) == (39, 1, 0)
-    assert not engine.blamed_once  # the innocent was blamed once, as a lone file
+    assert innocent in engine.blamed  # it was blamed while running beside others
     assert not (tmp_path / "q" / f"{identity(config.key(), innocent)}.json").exists()
     assert (tmp_path / "q" / f"{identity(config.key(), poison)}.json").exists()
 
 
 def test_systemic_failures_abort_and_rerun_resumes(tmp_path: Path) -> None:
     """Whole batches failing for a reason that is not a file (the cluster is gone) are
-    recorded as failed, the run stops after three in a row, and a rerun does the rest."""
+    not recorded as done, the run stops after three in a row, and a rerun does the rest."""
     config, options, names = _setup(tmp_path, 40)
     engine = ScriptedEngine(set(names), kind="error")
     with pytest.raises(EngineFailed):

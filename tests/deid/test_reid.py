@@ -16,7 +16,7 @@ import pytest
 from pydicom import dcmread
 
 from dcmwatch import cli, config, pipeline
-from dcmwatch.job import Outcome
+from dcmwatch.engine.outcome import Outcome
 from dcmwatch.journal import FILENAME, Journal, lookup_reid
 from dcmwatch.testing import MARKERS, ct_series_bytes, find_markers, write_series
 from tests.conftest import KEY_HEX, write_config

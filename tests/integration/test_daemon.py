@@ -349,7 +349,7 @@ class TestWorkerCrash:
         assert len(outputs(daemon.outbox)) < n, "the stream ended before the kill: raise n"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
-        daemon.wait_event("worker.pool_broken", timeout=20)
+        daemon.wait_event("worker.crashed", timeout=20)
         assert len(daemon.wait_outputs(n, timeout=120)) == n
         assert daemon.stop() == 0
         assert list(daemon.quarantine.glob("*")) == []

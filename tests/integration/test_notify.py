@@ -96,7 +96,7 @@ def is_ready(m: list[str]) -> bool:
 
 
 def worker_pids(daemon_pid: int) -> list[int]:
-    """The pool's worker processes: the daemon's children running `dcmwatch.workers`."""
+    """The pool's worker processes: the daemon's children running `dcmwatch.engine.pool`."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -107,7 +107,7 @@ def worker_pids(daemon_pid: int) -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == daemon_pid and b"dcmwatch.workers" in cmdline:
+        if ppid == daemon_pid and b"dcmwatch.engine.pool" in cmdline:
             out.append(int(entry.name))
     return out
 

@@ -65,7 +65,7 @@ def test_tag_values_cannot_steer_the_output_path(tmp_path: Path) -> None:
     """Layout fields filled with `..`, `/`, NUL and very long values stay one component each,
     inside the outbox."""
     from dcmwatch import config as config_mod
-    from dcmwatch import job
+    from dcmwatch.engine import work
     from tests.conftest import KEY_HEX
 
     layout = "{Modality}/{SeriesNumber}/{InstanceNumber}/{SOPInstanceUID}.dcm"
@@ -81,9 +81,9 @@ def test_tag_values_cannot_steer_the_output_path(tmp_path: Path) -> None:
         ds.SeriesNumber = value
         src = tmp_path / f"in{i}.dcm"
         ds.save_as(src, enforce_file_format=True)
-        outcome = job.process(job.Task(str(src), f"c{i}"), cfg)
+        outcome = work.process_file(str(src), f"c{i}", cfg)
         if outcome.status != "processed":
-            assert outcome.status == "quarantine" and outcome.reason != "internal", outcome
+            assert outcome.status == "quarantined" and outcome.reason != "internal", outcome
             continue
         processed += 1
         dest = (cfg.paths.outbox / outcome.output).resolve()

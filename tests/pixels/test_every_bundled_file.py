@@ -15,7 +15,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from dcmwatch import config as config_mod
-from dcmwatch.job import Task, process
+from dcmwatch.engine.work import process_file
 from tests.conftest import write_config
 
 _ANCHOR = get_testdata_file("CT_small.dcm", download=False)
@@ -93,9 +93,9 @@ def configured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @pytest.mark.parametrize("name", NAMES)
 def test_comes_out_or_is_quarantined(name: str, configured: config_mod.Config) -> None:
     assert FOLDER is not None
-    outcome = process(Task(str(FOLDER / name), "c0ffee", batch=True), configured)
-    assert outcome.status in ("processed", "quarantine"), outcome
-    if outcome.status == "quarantine":
+    outcome = process_file(str(FOLDER / name), "c0ffee", configured, allow_hardlinks=True)
+    assert outcome.status in ("processed", "quarantined"), outcome
+    if outcome.status == "quarantined":
         assert outcome.reason in REASONS, (outcome.reason, outcome.message)
         assert outcome.message and "Traceback" not in outcome.message
         return

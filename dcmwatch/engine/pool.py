@@ -1,10 +1,10 @@
-"""The worker processes that run `job.run`, each fed through its own socket.
+"""The engine's own worker processes, each fed batches through its own socket.
 
 Processes, not threads: a file costs a few milliseconds of pure-Python CPU (parsing, the
 de-identifier's walk, writing), and threads would share one core under the GIL (the benchmarks
 show the scaling). Workers are fresh interpreters (`python -c`), never forks: the parent runs
 threads (observer, scheduler) and forking a threaded process is unsafe. Each receives the
-configuration once; per file only a `Task` and an `Outcome` travel.
+configuration once; per batch only its paths and its outcomes travel.
 
 Why not `concurrent.futures.ProcessPoolExecutor`, which this replaced (measured in
 `benchmarks/README.md`):
@@ -36,8 +36,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from dcmwatch import job
 from dcmwatch.config import Config
+from dcmwatch.engine import work
+from dcmwatch.engine.outcome import Batch, Outcome
 
 __all__ = ["DEPTH", "BrokenProcessPool", "Pool", "WorkerError", "worker_main"]
 
@@ -51,19 +52,20 @@ _BOOT = (
     "from multiprocessing.connection import Connection\n"
     "conn = Connection(int(sys.argv[1]))\n"
     "sys.path[:] = conn.recv()\n"
-    "from dcmwatch.workers import worker_main\n"
+    "from dcmwatch.engine.pool import worker_main\n"
     "worker_main(conn)\n"
 )
 _READY = "ready"
 #: How long `shutdown(wait=True)` waits for workers to finish what they hold.
 STOP_TIMEOUT_S = 30.0
 
-Run = Callable[[job.Task], job.Outcome]
+Reply = tuple[Outcome, ...]
+Run = Callable[[Batch], Reply]
 
 
 class WorkerError(RuntimeError):
-    """`job.run` raised instead of returning an outcome: a bug. Carries the class name only
-    (a message may quote a tag value)."""
+    """The batch's entry point raised instead of returning outcomes: a bug. Carries the class
+    name only (a message may quote a tag value)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ def worker_main(conn: Connection) -> None:
     """A worker process: the configuration, then tasks until None or the parent is gone."""
     config, target = conn.recv()
     run = _resolve(target)
-    job.init_worker(config)
+    work.init_worker(config)
     conn.send(_READY)
     while True:
         try:
@@ -86,7 +88,7 @@ def worker_main(conn: Connection) -> None:
             return
         try:
             reply: object = run(task)
-        except Exception as exc:  # job.run makes every per-file failure an outcome
+        except Exception as exc:  # run_in_pool makes every per-file failure an outcome
             reply = _Raised(type(exc).__name__)
         conn.send(reply)
 
@@ -102,7 +104,7 @@ class _Worker:
     proc: subprocess.Popen[bytes]
     conn: Connection
     #: Futures of the tasks sent to it, in the order sent (and answered).
-    sent: deque[Future[job.Outcome]] = field(default_factory=deque)
+    sent: deque[Future[Reply]] = field(default_factory=deque)
     ready: bool = False
     #: After a reload: it finishes what it holds and takes nothing new.
     retiring: bool = False
@@ -121,14 +123,14 @@ class _Worker:
 
 class Pool:
     #: What workers run for each task (`module:function`); the profiler swaps in a wrapper.
-    target = "dcmwatch.job:run"
+    target = "dcmwatch.engine.work:run_in_pool"
 
     def __init__(self, config: Config) -> None:
         self.size = config.workers.count
         self.restarts = 0
         self._config = config
         self._lock = threading.Lock()
-        self._waiting: deque[tuple[Future[job.Outcome], job.Task]] = deque()
+        self._waiting: deque[tuple[Future[Reply], Batch]] = deque()
         self._workers: list[_Worker] = []
         self._closed = False
         self._wake_r, self._wake_w = socket.socketpair()
@@ -138,8 +140,8 @@ class Pool:
         self._reader.start()
 
     # -- the parent's side ---------------------------------------------------------------------
-    def submit(self, task: job.Task) -> Future[job.Outcome]:
-        fut: Future[job.Outcome] = Future()
+    def submit(self, task: Batch) -> Future[Reply]:
+        fut: Future[Reply] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
@@ -298,7 +300,7 @@ class Pool:
                 # shrinks unseen. One that died starting up is not restarted here (it would
                 # loop); the caller's `replace()` after the failed tasks does that.
                 self._fill_up()
-            orphans: list[Future[job.Outcome]] = []
+            orphans: list[Future[Reply]] = []
             if not any(w.live for w in self._workers):
                 orphans = [fut for fut, _ in self._waiting]
                 self._waiting.clear()
