@@ -148,6 +148,7 @@ class EchoEngine:
 
     name = "echo"
     slots = 2
+    local = False
 
     def __init__(self) -> None:
         self._queue: deque[Batch] = deque()

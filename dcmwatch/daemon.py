@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from dcmwatch import __version__, housekeeping, keys, store
+from dcmwatch import __version__, housekeeping, keys
 from dcmwatch import config as config_mod
 from dcmwatch.config import Config
 from dcmwatch.engine.core import Engine
@@ -34,12 +34,12 @@ from dcmwatch.engine.isolation import Isolation
 from dcmwatch.engine.ledger import StateLedger
 from dcmwatch.engine.settle import Settle
 from dcmwatch.errors import DcmwatchError
+from dcmwatch.inbox_watch import InboxWatch
 from dcmwatch.journal import FILENAME as JOURNAL_FILE
 from dcmwatch.journal import open_journal
 from dcmwatch.log import get as get_logger
 from dcmwatch.schedule import Schedule
 from dcmwatch.supervision import Snapshot, Supervision
-from dcmwatch.watcher import Watcher
 
 if TYPE_CHECKING:
     from dcmwatch.metrics import Metrics
@@ -57,7 +57,6 @@ class Daemon:
         self.env = env
         self.log = get_logger()
         self._stop = self._force = self._reload = self._heartbeat_due = False
-        self._rescan_requested = self._overflow_seen = False
         #: Set while intake is paused for lack of disk space: the folder role that is short.
         self._paused: str | None = None
         self._space_checked = 0.0
@@ -82,7 +81,7 @@ class Daemon:
         recovered = self.intake.recover(journal)
         previous = self._install_signals()
         threading.excepthook = self._thread_died
-        self.watcher = self._start_watcher()
+        self.watcher = InboxWatch(self.config, self.queue, self.log)
         self.schedule = Schedule(self.config, self.queue, self.log, self._heartbeat_job)
         self.schedule.start()
         self._start_metrics()
@@ -115,22 +114,6 @@ class Daemon:
     def _window(config: Config) -> int:
         return config.workers.count * config.workers.prefetch
 
-    def _start_watcher(self) -> Watcher:
-        mode = self.config.watch.observer
-        try:
-            return self._watcher(mode)
-        except OSError as exc:
-            if mode != "auto":
-                raise
-            self.log.warning("watch.fallback", observer="polling", errno=exc.errno)
-            return self._watcher("polling")
-
-    def _watcher(self, mode: str) -> Watcher:
-        watcher = Watcher(self.config.paths.inbox, mode, self.config.watch.poll_seconds,
-                          self._offer, self._handler_error, self._new_dir, self._overflowed)
-        watcher.start()
-        return watcher
-
     def _install_signals(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
         for sig, handler in ((signal.SIGTERM, self._on_term), (signal.SIGINT, self._on_term),
@@ -148,21 +131,6 @@ class Daemon:
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self._reload = True
         self.queue.wake()
-
-    def _offer(self, path: str, complete: bool) -> None:
-        self.queue.offer(path, complete=complete)
-
-    def _new_dir(self, _path: str) -> None:
-        self._rescan_requested = True
-        self.queue.wake()
-
-    def _overflowed(self) -> None:
-        """The kernel dropped events: files may be waiting that no event announced."""
-        self._overflow_seen = self._rescan_requested = True
-        self.queue.wake()
-
-    def _handler_error(self, exc: BaseException) -> None:
-        self.log.error("watch.handler_failed", exc_info=exc)
 
     def _thread_died(self, args: threading.ExceptHookArgs) -> None:
         name = args.thread.name if args.thread else "?"
@@ -193,7 +161,7 @@ class Daemon:
             if now - self._space_checked >= _SPACE_TICK:
                 self._space_checked = now
                 self._guard("space_check", self._check_space)
-            self._watch_inbox(now)
+            self.watcher.check(self.schedule, now)
             self.supervision.tick(self._snapshot, self.config.workers.stall_seconds)
             self.queue.wait(_TICK)
 
@@ -203,34 +171,6 @@ class Daemon:
         except Exception as exc:  # a journal write, a key file gone: an event, not the end
             event = "config.reload_failed" if job == "reload" else "job.failed"
             self.log.error(event, job=job, exc_info=exc)
-
-    def _watch_inbox(self, now: float) -> None:
-        """Rescan when events were lost or a folder appeared; restart a dead observer."""
-        if self._overflow_seen:
-            self._overflow_seen = False
-            self.log.warning("watch.overflow", action="rescan")
-        if self._rescan_requested or (
-            self.queue.overflowed and self.queue.depth() < self.config.queue.max_pending // 2
-        ):
-            self._rescan_requested = False
-            self.queue.overflowed = False
-            self.schedule.rescan_pending = True
-        self.schedule.kick_rescan(now)
-        if not self.watcher.alive():
-            self._restart_watcher()
-
-    def _restart_watcher(self) -> None:
-        inbox = self.config.paths.inbox
-        self.log.warning("watch.restarted", inbox_exists=inbox.is_dir())
-        self.watcher.stop(timeout=1.0)
-        try:
-            store.ensure_dir(inbox)
-            self.watcher = self._start_watcher()
-        except OSError as exc:
-            self.log.error("watch.start_failed", errno=exc.errno)
-            time.sleep(1.0)
-            return
-        self._rescan_requested = True
 
     def _snapshot(self) -> Snapshot:
         c, e = self.counts, self.engine
@@ -330,7 +270,7 @@ class Daemon:
                            sections=fixed)
             return
         self.config = new
-        for part in (self.intake, self.engine.settle):
+        for part in (self.intake, self.engine.settle, self.watcher):
             part.config = new
         self.journal.restrict(mode=new.output.file_mode, reid_map=new.deid.reid_map)
         self.executor.reconfigure(new)

@@ -431,6 +431,7 @@ class TestReload:
         d.executor = Executor()  # type: ignore[assignment]
         d.engine = SimpleNamespace(  # type: ignore[assignment]
             window=0, settle=SimpleNamespace(config=cfg))
+        d.watcher = SimpleNamespace(config=cfg)  # type: ignore[assignment]
         d.journal = journal.open_state(cfg)
         d.schedule = Schedule(cfg, d.queue, rec, lambda: None)
         d.schedule.start()

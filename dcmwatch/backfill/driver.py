@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcmwatch.backfill import locations
 from dcmwatch.backfill.report import Reporter
 from dcmwatch.config import Config
 from dcmwatch.engine.core import Engine, EngineFailed
@@ -88,8 +89,8 @@ class Driver:
                     break
                 woken.wait(_TICK_S)
         finally:
-            engine.settle.close(wait=True)
-            ledger.flush()
+            engine.settle.close(wait=True)  # outputs being committed: durable, then journaled
+            engine.settle.flush()
             ledger.close()
             self.reporter.close(self.tally)
         self.log.info("process.finished", engine=self.executor.name,
@@ -99,7 +100,9 @@ class Driver:
     def _engine(self, ledger: BackfillLedger, wake: Callable[[], None]) -> Engine:
         window = self.options.inflight or 2 * self.executor.slots
         listing = Listing(self.options.sources, self.options.outbox, self.options.quarantine,
-                          self.options.manifest, self.config.output.file_mode)
+                          self.options.manifest, self.config.output.file_mode,
+                          defer_commit=self.executor.local
+                          and not locations.is_remote(self.options.outbox))
 
         def skipped() -> None:
             self.tally.skipped += 1

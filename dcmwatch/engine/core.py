@@ -105,9 +105,18 @@ class Engine:
             entries = self.intake.take(self.batch_files)
             if not entries:
                 return
-            for entry in entries:
-                self._entries[entry.item.claim_id] = entry
-            self._submit(self.intake.batch(entries))
+            fresh = [e for e in entries if self._hold(e)]
+            if fresh:
+                self._submit(self.intake.batch(fresh))
+
+    def _hold(self, entry: Entry) -> bool:
+        """Hold a new file; False for one held already (a listing that names an input twice:
+        it is in flight, and its output will be the same)."""
+        if entry.item.claim_id in self._entries:
+            self.counts.skipped += 1
+            return False
+        self._entries[entry.item.claim_id] = entry
+        return True
 
     def _submit(self, batch: Batch) -> None:
         self.executor.submit(batch)

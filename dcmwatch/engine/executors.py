@@ -52,6 +52,9 @@ class Executor(Protocol):
     name: str
     #: Called (from any thread) whenever a batch finishes: the front end's loop wakes up.
     wake: Callable[[], None]
+    #: Its workers share this machine's filesystems with the front end (which may then
+    #: commit their outputs).
+    local: bool
 
     @property
     def slots(self) -> int:
@@ -79,6 +82,7 @@ class PoolExecutor:
     """The engine's own worker processes (`pool.Pool`), for the daemon and local backfills."""
 
     name = "local"
+    local = True
 
     def __init__(self, config: Config, wake: Callable[[], None] = _nothing) -> None:
         self.wake = wake
@@ -165,6 +169,7 @@ class DaskExecutor:
     """
 
     name = "dask"
+    local = False
 
     def __init__(self, config: Config, wake: Callable[[], None] = _nothing, *,
                  address: str | None = None, local_workers: int | None = None) -> None:

@@ -27,6 +27,9 @@ class Listing:
     quarantine: str
     manifest: str | None = None
     file_mode: int = 0o640
+    #: Outputs left for the settle stage's I/O threads to commit, as the daemon's are: only
+    #: where the settle stage can reach them (a local outbox, workers on this machine).
+    defer_commit: bool = False
 
 
 def identity(key: bytes, source: str) -> str:
@@ -86,7 +89,8 @@ class ListingIntake:
 
     def batch(self, entries: list[Entry], *, isolated: bool = False) -> Batch:
         return Batch(tuple(e.item for e in entries), self.listing.outbox,
-                     allow_hardlinks=True, isolated=isolated)
+                     defer_commit=self.listing.defer_commit, allow_hardlinks=True,
+                     digest_output=True, isolated=isolated)
 
     def release(self, entry: Entry) -> None:
         return None  # a backfill's inputs stay where they are

@@ -75,6 +75,9 @@ class Batch:
     #: The operator named these files (a backfill): hard links are fine. A claimed inbox file
     #: with another link could be someone else's file, and is refused.
     allow_hardlinks: bool = False
+    #: Hash each output (`Outcome.sha256_out`): a backfill's journal keeps it, so a rerun or
+    #: an audit can check an object it cannot list cheaply. The daemon does not pay for it.
+    digest_output: bool = False
     #: Run with nothing else in flight: a suspect after a worker died.
     isolated: bool = False
 

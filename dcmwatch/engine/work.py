@@ -125,7 +125,8 @@ def run_one(item: WorkItem, batch: Batch, config: Config) -> Outcome:
     return Outcome(
         claim_id=item.claim_id, status="processed", output=result.relpath,
         bytes_in=seen.size, bytes_out=len(result.data), sha256_in=result.sha256_in,
-        sha256_out=hashlib.sha256(result.data).hexdigest(), mtime_ns=seen.mtime_ns,
+        sha256_out=hashlib.sha256(result.data).hexdigest() if batch.digest_output else "",
+        mtime_ns=seen.mtime_ns,
         duration_ms=_ms(start), worker=os.getpid(), rules=result.rules, reid=result.reid,
         findings=result.findings, stream=result.stream, pending=pending,
     )

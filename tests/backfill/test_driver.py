@@ -41,6 +41,7 @@ class ScriptedEngine:
         self.max_inflight = 0
         self.submitted: list[int] = []
         self.wake: Any = lambda: None
+        self.local = False
 
     def submit(self, batch: Batch) -> None:
         self.queue.append(batch)
@@ -181,3 +182,17 @@ def test_other_config_or_outbox_is_a_new_run(tmp_path: Path) -> None:
     assert (tally.processed, tally.skipped) == (10, 0)
     assert names[0] not in identity(config.key(), names[0])
     assert options.journal.read_bytes().find(names[0].encode()) == -1
+
+
+def test_an_input_listed_twice_is_run_once(tmp_path: Path) -> None:
+    """A manifest (or two sources) naming the same input twice: one run of it, the other
+    counted as skipped, never two files in flight under one identity."""
+    config, options, names = _setup(tmp_path, 6)
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text("\n".join([names[0], names[0], names[1]]) + "\n")
+    options = dataclasses.replace(options, manifest=str(manifest))
+    engine = ScriptedEngine(set())
+    tally = Driver(config, options, engine, log_mod.get()).run()
+    assert tally.processed + tally.skipped == 9
+    assert sum(engine.submitted) == tally.processed
+    assert tally.processed <= 8
