@@ -64,7 +64,7 @@ class Paths(_Section):
     #: The state database (journal, re-identification map) and the work area; by default also
     #: the archive and the generated key.
     state: Path = Path("state")
-    #: Where `on_success = "archive"` keeps processed originals (default: state/archive).
+    #: Where `output.on_success = "archive"` keeps processed originals (default: state/archive).
     archive: Path | None = None
 
 
@@ -94,7 +94,8 @@ class Workers(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     #: Files in flight and none finished for this long: the workers are wedged, the liveness
     #: check fails and the systemd watchdog pings stop (systemd then restarts the service).
-    #: Longer than the slowest legitimate file.
+    #: Longer than the slowest legitimate file; it must exceed the time limit's backstop,
+    #: `limits.file_seconds` plus the larger of half of it and one second.
     stall_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
 
 
