@@ -54,15 +54,23 @@ class Paths(_Section):
     """Folders; relative ones are resolved against the config file's folder (or the current
     folder for the embedded default) once, at load."""
 
+    #: Where senders drop files; each is taken once it is complete.
     inbox: Path = Path("inbox")
+    #: De-identified outputs, laid out by `output.layout`.
     outbox: Path = Path("outbox")
+    #: Untouched originals that could not be processed, each with a `.json` sidecar giving the
+    #: reason. They hold PHI: keep the folder closed, apart from the inbox and the outbox.
     quarantine: Path = Path("quarantine")
+    #: The state database (journal, re-identification map) and the work area; by default also
+    #: the archive and the generated key.
     state: Path = Path("state")
-    #: Where `on_success = "archive"` keeps processed originals (default: state/archive).
+    #: Where `output.on_success = "archive"` keeps processed originals (default: state/archive).
     archive: Path | None = None
 
 
 class Watch(_Section):
+    #: "auto": the kernel's events (inotify) where they work, else polling; "polling" for NFS
+    #: and SMB mounts, where files written by other hosts raise no local event.
     observer: Literal["auto", "native", "polling"] = "auto"
     #: A file whose size and mtime have not changed for this long is complete (polling observer,
     #: files found by a rescan, files created without a close event). Also the window in which a
@@ -75,7 +83,8 @@ class Watch(_Section):
 
 
 class Workers(_Section):
-    #: Worker processes. De-identification is CPU-bound Python: threads would share one core.
+    #: Worker processes (default: the number of CPUs). De-identification is CPU-bound Python:
+    #: threads would share one core.
     count: Annotated[int, Field(ge=1, le=512)] = Field(default_factory=lambda: os.cpu_count() or 1)
     #: Files claimed and handed to the pool per worker: two wait in each worker's socket (it
     #: never waits for the daemon between files), the rest in the pool, which refills a
@@ -85,7 +94,8 @@ class Workers(_Section):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     #: Files in flight and none finished for this long: the workers are wedged, the liveness
     #: check fails and the systemd watchdog pings stop (systemd then restarts the service).
-    #: Longer than the slowest legitimate file.
+    #: Longer than the slowest legitimate file; it must exceed the time limit's backstop,
+    #: `limits.file_seconds` plus the larger of half of it and one second.
     stall_seconds: Annotated[float, Field(gt=0, le=86_400)] = 300.0
 
 
@@ -144,6 +154,7 @@ class Limits(_Section):
 class Log(_Section):
     #: "auto": JSON lines, or colourful console lines when stdout is a terminal.
     format: Literal["auto", "json", "console"] = "auto"
+    #: The least severe event written; "info" has one line per file received and processed.
     level: Literal["debug", "info", "warning", "error"] = "info"
     #: Also write JSON lines to this file (mode 0640), reopened when logrotate renames or removes
     #: it. Relative to the config file's folder. With a file, every output is JSON.
@@ -155,21 +166,26 @@ class Log(_Section):
 class Schedule(_Section):
     #: Full walk of the inbox, catching anything the kernel's events missed.
     rescan_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: How often the `heartbeat` event (backlog, rates, free space) is logged and stored.
     heartbeat_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     #: Archived inputs and quarantine entries older than this many days are deleted; 0 keeps
     #: them forever (the default: deleting is the operator's decision).
     retention_days: Annotated[float, Field(ge=0)] = 0.0
+    #: How often the retention job looks for entries older than `retention_days`.
     retention_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
-    #: Journal maintenance: WAL checkpoint, and rows older than `journal_keep_days` pruned
-    #: (0 keeps every row: the journal is the audit record).
+    #: How often the journal is maintained: WAL checkpoint, old rows pruned.
     maintenance_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    #: Journal rows older than this many days are pruned (the re-identification map never is);
+    #: 0 keeps every row, since the journal is the audit record.
     journal_keep_days: Annotated[float, Field(ge=0)] = 0.0
 
 
 class Metrics(_Section):
     """Prometheus endpoint. Bound to loopback by default: put a proxy in front to expose it."""
 
+    #: Serve `/metrics` over HTTP for Prometheus.
     enabled: bool = False
+    #: The address to listen on; loopback, so that nothing off the host reads it unproxied.
     address: str = "127.0.0.1"
     #: 0 picks a free port (the `metrics.started` event says which).
     port: Annotated[int, Field(ge=0, le=65_535)] = 9464

@@ -44,8 +44,8 @@ def keep_buffers_in_heap() -> bool:
     """Make a worker reuse its per-file buffers instead of faulting fresh pages for each file.
 
     A slice is read, decoded, masked and encoded through several half-megabyte buffers. glibc
-    serves each from a new mmap (or trims the heap after it is freed), so every file touched
-    ~550 fresh pages: 2.5 ms of system time per file, more than de-identifying it. Fixed
+    serves each from a new mmap (or trims the heap after it is freed), so every file faulted in
+    hundreds of fresh pages, costing more system time than de-identifying it. Fixed
     thresholds keep those buffers in the heap; the cost is a heap that may hold
     `TRIM_THRESHOLD` of free memory between files. Returns False where mallopt is missing
     (musl): only slower, never wrong.

@@ -3,7 +3,7 @@
 A configuration that `check-config` calls valid must start: so both commands call `check` (one
 function, no copy). It looks without changing anything: the folders `run` will create, the log
 file it will open, the key it will read and the state database it will write are tested for
-access as the user who runs the check (the README runs `check-config` as the service user).
+access as the user who runs the check (docs/operations.md runs `check-config` as the service user).
 The OCR engine's presence is part of loading the configuration, so it is checked before this.
 """
 

@@ -1,11 +1,11 @@
 """A Part 10 writer that passes untouched elements through as the bytes they were read as.
 
-pydicom's ``dcmwrite`` costs about 20 µs per element even when nothing changed (a buffer per
-element, a writer looked up per VR, seeks for item lengths) plus a deepcopy and two validations
-of the file meta: on a CT slice that was 40 % of a worker's CPU. Most elements of a
+pydicom's ``dcmwrite`` does work per element even when nothing changed (a buffer per element, a
+writer looked up per VR, seeks for item lengths) plus a deepcopy and two validations of the
+file meta: on a CT slice, a large share of a worker's CPU. Most elements of a
 de-identified file are still `RawDataElement`s, which pydicom itself writes as their bytes when
 the dataset keeps its encoding; this module does that with one ``struct.pack`` per element
-and one ``b"".join`` at the end (the 0.5 MB of Pixel Data is copied once, into the output).
+and one ``b"".join`` at the end (the Pixel Data is copied once, into the output).
 
 It is byte for byte what ``dcmwrite(..., enforce_file_format=True)`` writes, which the tests
 check on every bundled file: anything this module does not handle itself — a dataset level whose

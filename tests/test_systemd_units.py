@@ -141,7 +141,7 @@ def _instance_root(tmp: Path, dropin_text: str) -> Path:
 
 @needs_analyze
 class TestOwnUserDropIn:
-    """README "One user per instance": the shipped drop-in gives dcmwatch@NAME the user
+    """docs/operations.md "One user per instance": the shipped drop-in gives dcmwatch@NAME the user
     dcmwatch-NAME and passes the same checks as the units."""
 
     def test_sets_a_user_per_instance(self) -> None:
@@ -210,7 +210,7 @@ class TestServiceContract:
         assert cfg.log.format == "json"
 
     def test_template_instance_config_fits_the_template(self, tmp_path: Path) -> None:
-        """The README's recipe for an instance config (the sed) gives folders the template
+        """The recipe of docs/operations.md for an instance config (the sed) gives folders the template
         lets instance NAME write, and the template's own key and config per instance."""
         text = (ROOT / "config" / "systemd.toml").read_text()
         text = text.replace("/srv/dcmwatch/", "/srv/dcmwatch/ct-a/").replace(
@@ -271,3 +271,23 @@ def test_tmpfiles_creates_the_folders(tmp_path: Path) -> None:
     d = _directives(SYSTEMD / "dcmwatch.service")
     for path in d["ReadWritePaths"][0].split():
         assert (tmp_path / path.lstrip("/")).is_dir()
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="no systemd-sysusers")
+def test_storescp_user_joins_the_inbox_group(tmp_path: Path) -> None:
+    """docs/operations.md's storescp recipe: applied after dcmwatch.conf, the receiver's user
+    exists and is a member of dcmwatch-inbox, so it can write into the setgid inbox."""
+    (tmp_path / "etc").mkdir()
+    for name in ("dcmwatch.conf", "dcmwatch-storescp.conf"):
+        subprocess.run(["systemd-sysusers", f"--root={tmp_path}",
+                        str(SYSTEMD / "sysusers.d" / name)],
+                       check=True, capture_output=True, timeout=60)
+    passwd = (tmp_path / "etc/passwd").read_text()
+    group = (tmp_path / "etc/group").read_text()
+    assert re.search(r"^dcmwatch-storescp:x:\d+:\d+:", passwd, re.M)
+    members = re.search(r"^dcmwatch-inbox:x:\d+:(.*)$", group, re.M)
+    assert members is not None
+    assert set(members.group(1).split(",")) == {"dcmwatch", "dcmwatch-storescp"}
+    unit = (SYSTEMD / "dcmwatch-storescp.service").read_text()
+    assert "User=dcmwatch-storescp" in unit and "Group=dcmwatch-inbox" in unit
+    assert "UMask=0027" in unit

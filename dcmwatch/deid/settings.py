@@ -96,8 +96,11 @@ class Override(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: A keyword, a `(gggg,eeee)` tag or, for a private attribute, `creator:ee`.
     attribute: str
+    #: What to do with the attribute, whatever the profile and the options say.
     action: OverrideAction
+    #: The new value, for `replace` only.
     value: str | None = None
 
     @model_validator(mode="after")
@@ -137,6 +140,7 @@ class DeidSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: Annex E options (Table E.1-1's columns) to apply on top of the Basic Profile.
     options: tuple[Option, ...] = ()
     #: Pseudonyms are ``f"{prefix}{digest}"`` in (0010,0020) *Patient ID* and (0010,0010)
     #: *Patient's Name*.
@@ -147,6 +151,7 @@ class DeidSettings(BaseModel):
     safe_private: tuple[tuple[str, int], ...] = ()
     #: Exact values kept wherever an option says C(lean) a free-text attribute.
     descriptor_allowlist: tuple[str, ...] = ()
+    #: Per-attribute actions that win over the profile and every option (below).
     overrides: tuple[Override, ...] = ()
     #: Standard attributes Table E.1-1 does not name: ``keep`` (the profile as written),
     #: ``remove-text`` (those that can carry text, names, dates, times or URLs, and opaque
@@ -157,12 +162,18 @@ class DeidSettings(BaseModel):
     #: technical descriptors: keywords or ``(gggg,eeee)`` tags.
     keep_unlisted: tuple[str, ...] = ()
     # Key sources, resolved by the edge (never read here).
+    #: A file holding the secret key (refused if group or world readable). A systemd credential
+    #: `dcmwatch.key` wins over it.
     key_file: str | None = None
+    #: The environment variable holding the key, used when there is no credential or key file.
     key_env: str | None = "DCMWATCH_KEY"
+    #: Without a key, use a random one: pseudonyms and UIDs then change at every restart.
     random_key: bool = False
     #: Keep a re-identification map (pseudonym/new UID → original) in the state database, for
     #: `dcmwatch lookup`. Off: nothing reversible is stored anywhere.
     reid_map: bool = False
+    #: Create `key_file` (mode 0600) when it does not exist, so that pseudonyms stay stable
+    #: across restarts without a manual step.
     generate_key: bool = False
 
     @field_validator("options")

@@ -1,7 +1,8 @@
 """The one pass over a dataset: each element looked up once by int tag, only changed ones touched.
 
 pydicom keeps elements as raw bytes until they are accessed; iterating a Dataset converts all of
-them (about 1 ms a CT slice) and ``save_as`` then re-encodes each. The walk therefore iterates
+them, which costs more than the rest of the de-identification, and ``save_as`` then re-encodes
+each. The walk therefore iterates
 ``Dataset._dict``, decides from the tag, and accesses (converts) only the elements it must read
 or change: UIDs, names, dates, sequences, allow-listed text.
 
@@ -98,8 +99,8 @@ def _put(ds: Dataset, tag: int, vr: str, value: Any) -> None:
     and ``__setitem__`` bookkeeping (only needed for sequences and private blocks).
 
     In a dataset read from bytes, a text value goes in already encoded, as a raw element: the
-    writer copies raw bytes verbatim instead of re-encoding each value (~20 µs an element, a
-    third of the de-identification's cost). Our values are ASCII (UIDs, dates, pseudonyms,
+    writer copies raw bytes verbatim instead of re-encoding each value, which would be a large
+    share of the de-identification's cost. Our values are ASCII (UIDs, dates, pseudonyms,
     dummies, base32 digests), which every DICOM character set encodes alike.
     """
     key = BaseTag(tag)

@@ -9,8 +9,8 @@
   inside the wheel (nothing is downloaded at run time), run by onnxruntime on one thread (the
   worker pool is the parallelism). It reports lines, not words: a line's words share its box.
 
-Engines are built once per process (models load in ~0.1 s) and are not thread-safe; each worker
-process has its own.
+Engines are built once per process (loading models is too slow to repeat per image) and are
+not thread-safe; each worker process has its own.
 """
 
 from __future__ import annotations

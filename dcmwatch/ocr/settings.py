@@ -48,7 +48,10 @@ class OcrSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: Read images for burned-in text before they are written.
     enabled: bool = False
+    #: tesseract (libtesseract in-process, Debian's language data) or rapidocr (models inside
+    #: the wheel); either must be installed when the guard is enabled.
     engine: Literal["tesseract", "rapidocr"] = "tesseract"
     #: Images of these modalities are read.
     modalities: tuple[str, ...] = DEFAULT_MODALITIES

@@ -182,11 +182,11 @@ def fill_where(
 ) -> None:
     """``target[where] = fill``, in place, without branches.
 
-    A boolean-masked write costs 1 ms on a 512x512 slice whose mask alternates pixel by pixel
-    (noise around a HU threshold: the CPU mispredicts every other branch) and 0.07 ms on a smooth
-    one. ``target += (fill - target) * where`` takes the same 0.07 ms on both; computed in
-    ``target``'s own integer dtype it is exact even when ``fill - target`` wraps around, because
-    the wrap is undone by the addition (arithmetic modulo 2**bits).
+    A boolean-masked write is many times slower on a mask that alternates pixel by pixel (noise
+    around a HU threshold: the CPU mispredicts every other branch) than on a smooth one.
+    ``target += (fill - target) * where`` costs the same on both, as little as the smooth case;
+    computed in ``target``'s own integer dtype it is exact even when ``fill - target`` wraps
+    around, because the wrap is undone by the addition (arithmetic modulo 2**bits).
     """
     fill_value = target.dtype.type(fill)
     diff = np.subtract(fill_value, target)

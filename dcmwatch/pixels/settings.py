@@ -85,8 +85,11 @@ class HuThresholdAction(_Frozen):
     """
 
     type: Literal["hu_threshold"]
+    #: Pixels whose HU is below this get `fill_hu`.
     below: float | None = None
+    #: Pixels whose HU is above this get `fill_hu`.
     above: float | None = None
+    #: The HU written into the selected pixels (-1000: air).
     fill_hu: float = -1000.0
     #: 1-based frame numbers; all frames when absent.
     frames: Frames | None = None
@@ -107,8 +110,11 @@ class HuClipAction(_Frozen):
     is at least ``min`` (likewise for ``max``), so the result lies in the interval exactly."""
 
     type: Literal["hu_clip"]
+    #: The lowest HU kept; lower pixels are raised to it.
     min: float | None = None
+    #: The highest HU kept; higher pixels are lowered to it.
     max: float | None = None
+    #: 1-based frame numbers; all frames when absent.
     frames: Frames | None = None
 
     @model_validator(mode="after")
@@ -170,14 +176,24 @@ class MaskAction(_Frozen):
     """
 
     type: Literal["mask"]
+    #: A black-and-white image of exactly the device's geometry, white where to mask; relative
+    #: to the config file's folder, read once at load.
     file: MaskFile | None = None
+    #: Coordinates are fractions of the image (0..1) instead of pixels.
     fractions: bool = False
+    #: Rectangles `[x, y, width, height]`, x the column and y the row of the top-left pixel.
     rects: tuple[tuple[float, float, float, float], ...] = ()
+    #: Circles `[cx, cy, radius]`.
     circles: tuple[tuple[float, float, float], ...] = ()
+    #: Polygons, each a list of `[x, y]` vertices (even-odd rule).
     polygons: tuple[tuple[tuple[float, float], ...], ...] = ()
+    #: Keep the regions and overwrite everything outside them (a field of view).
     keep_inside: bool = False
+    #: The stored value written (one, or one per sample); default: black in the image's display.
     fill: int | tuple[int, ...] | None = None
+    #: The fill as a HU value instead (CT rules only).
     fill_hu: float | None = None
+    #: 1-based frame numbers; all frames when absent.
     frames: Frames | None = None
     #: Whether applying this mask (to every frame) means the burned-in annotation is gone, so
     #: (0028,0301) *Burned In Annotation* becomes ``NO``. Set false for masks with another purpose.
@@ -293,8 +309,11 @@ class WindowAction(_Frozen):
     """
 
     type: Literal["window"]
+    #: Window centre, in modality units.
     center: float
+    #: Window width, in modality units.
     width: Annotated[float, Field(ge=1)]
+    #: "tags" writes Window Center/Width only; "bake" writes the 8-bit windowed image.
     mode: Literal["tags", "bake"] = "tags"
 
     @field_validator("center")
@@ -333,8 +352,11 @@ class PixelRule(_Frozen):
     that is absent or empty never matches. An empty ``match`` matches every image.
     """
 
+    #: Named in the `rules` field of `file.processed` and in error messages.
     name: Annotated[str, Field(min_length=1, max_length=128)]
+    #: DICOM keyword = value or list of values; every key must hold. Empty: every image.
     match: dict[str, MatchValue] = Field(default_factory=dict)
+    #: What to do to a matching image, in order (`[[rules.actions]]`, by `type`, below).
     actions: tuple[PixelAction, ...] = Field(min_length=1)
 
     def __hash__(self) -> int:

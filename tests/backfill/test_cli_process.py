@@ -44,7 +44,7 @@ def test_unreachable_cluster_exits_3(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_file_events_and_sidecars_name_the_claim_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The README's event table says `claim_id`: `process`'s file events and quarantine sidecars
+    """The event table of docs/monitoring.md says `claim_id`: `process`'s file events and quarantine sidecars
     carry it (not another name for the same id), and it is the quarantined file's name."""
     cfg = str(write_config(tmp_path))
     src = tmp_path / "src"

@@ -133,7 +133,7 @@ _IMAGES = ("CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bi
 
 @pytest.mark.parametrize("name", _IMAGES)
 def test_remove_keeps_ct_and_mr_valid(tmp_path: Path, name: str) -> None:
-    """``remove`` keeps every attribute a CT or MR image needs (README: not RT, SR, waveforms)."""
+    """``remove`` keeps every attribute a CT or MR image needs (docs/deidentification.md: not RT, SR, waveforms)."""
     assert _new_errors(tmp_path, _input(name), DeidSettings(unlisted="remove")) == []
 
 

@@ -180,7 +180,7 @@ class TestRemoveText:
         assert "PatientName" in item and "RetrieveURL" not in item
 
     def test_codes_and_numbers_stay_even_when_a_cs_is_abused(self) -> None:
-        """CS is kept as the README says, whatever text it was given; numbers too."""
+        """CS is kept as docs/deidentification.md says, whatever text it was given; numbers too."""
         ds = _base()
         ds.BodyPartExamined = "MKCSABUSED"
         ds.ConversionType = "WSD"

@@ -2,7 +2,7 @@
 
 CI runs shortened versions; the full ones (issue 7: a 20,000-file burst, a 10-minute soak) run
 with `DCMWATCH_BURST_FILES=20000 DCMWATCH_SOAK_SECONDS=600`. The numbers are printed (run
-pytest with `-s`) so that a full run can be recorded in the README.
+pytest with `-s`) so that a full run can be recorded in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ class TestRetentionAndJournal:
             d.kill()
         assert [e for e in d.events() if e.get("event") == "job.failed"] == []
         assert_phi_free(d.log_text(), "log")
-        _readme_queries_answer(d, tmp_path)
+        _jq_recipes_answer(d, tmp_path)
 
 
 class TestRequeueAndStatus:
@@ -302,8 +302,8 @@ class TestLogFile:
                         "log file")
 
 
-def _readme_queries_answer(d: DaemonProcess, tmp_path: Path) -> None:
-    """The README's `journalctl -o json | jq` queries run against this daemon's real lines,
+def _jq_recipes_answer(d: DaemonProcess, tmp_path: Path) -> None:
+    """The `journalctl -o json | jq` queries of docs/monitoring.md run against this daemon's lines,
     wrapped as journald does (the JSON event as a string in MESSAGE)."""
     if shutil.which("jq") is None:
         pytest.skip("jq not installed")
@@ -311,8 +311,8 @@ def _readme_queries_answer(d: DaemonProcess, tmp_path: Path) -> None:
     with journal.open("w") as fh:
         for line in d.log_text().splitlines():
             fh.write(json.dumps({"MESSAGE": line, "_SYSTEMD_UNIT": "dcmwatch.service"}) + "\n")
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    section = readme.split("### Watching it", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    page = (Path(__file__).parents[2] / "docs" / "monitoring.md").read_text()
+    section = page.split("## Watching it", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     queries = [q for q in section.splitlines() if q.startswith("journalctl ")]
     assert len(queries) >= 5
     for q in queries:

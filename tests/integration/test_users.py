@@ -1,4 +1,4 @@
-"""The README's service layout with real users: a sender user copies files into the setgid 2770
+"""The service layout of docs/operations.md with real users: a sender user copies files into the setgid 2770
 inbox, the daemon runs as its own service user without capabilities. The service may rename and
 unlink the sender's files (the folders are its own) but not chmod or chown them, and every path a
 file takes (processed, quarantined, requeued, archived) must work all the same."""
@@ -129,7 +129,7 @@ class ServiceDaemon(DaemonProcess):
 
 
 def _layout(users: Users, extra: str = "") -> Path:
-    """The README's folders: inbox service:inbox-group 2770, outbox 2750, quarantine 0700,
+    """The folders of docs/operations.md: inbox service:inbox-group 2770, outbox 2750, quarantine 0700,
     state 0750, key 0600, all the service's."""
     root = Path(tempfile.mkdtemp(prefix="dcmwt-"))
     root.chmod(0o755)
@@ -183,7 +183,7 @@ key_file = "secret.key"
 
 
 def _send(users: Users, src: Path, dest: Path) -> None:
-    """The sender copies a file in with the umask the README asks of senders (027)."""
+    """The sender copies a file in with the umask docs/operations.md asks of senders (027)."""
     cmd = f"umask 027 && cp {shlex.quote(str(src))} {shlex.quote(str(dest))}"
     subprocess.run(["setpriv", "--reuid", users.sender, "--regid", users.sender,
                     "--init-groups", "--inh-caps=-all", "--bounding-set=-all", "sh", "-c", cmd],

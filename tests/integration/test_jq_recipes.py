@@ -1,7 +1,7 @@
-"""The README's jq recipes, run as written against a real daemon's log: the journalctl block on
-journald-shaped lines, the log-file block on the `[log] file` the daemon wrote. Each question
-with an answer in that log (quarantines, throughput, reasons, timings, the last heartbeat) must
-get one."""
+"""The jq recipes of docs/monitoring.md ("Watching it"), run as written against a real daemon's
+log: the journalctl block on journald-shaped lines, the log-file block on the `[log] file` the
+daemon wrote. Each question with an answer in that log (quarantines, throughput, reasons,
+timings, the last heartbeat) must get one."""
 
 from __future__ import annotations
 
@@ -18,18 +18,19 @@ from tests.conftest import DaemonProcess, write_config
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq, which the README uses"),
+    pytest.mark.skipif(shutil.which("jq") is None, reason="needs jq, which the recipes use"),
 ]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "monitoring.md"
 #: The recipes whose events a short run has: all but the pauses for disk space and maintenance.
 ANSWERED = 5
 
 
 def _blocks() -> tuple[list[str], list[str]]:
     """The journalctl recipes and the log-file recipes, one command each."""
-    text = README.read_text()
-    section = text[text.index("### Watching it"):text.index("## Backfills on a cluster")]
+    text = PAGE.read_text()
+    start = text.index("## Watching it")
+    section = text[start:text.index("\n## ", start + 1)]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     journal = [line for b in blocks for line in b.splitlines() if line.startswith("journalctl")]
     files = [line for b in blocks for line in b.splitlines() if line.startswith("jq ")]
@@ -43,7 +44,7 @@ def _run(command: str, env: dict[str, str]) -> str:
     return res.stdout.strip()
 
 
-def test_the_readme_jq_recipes_answer_from_a_real_log(tmp_path: Path) -> None:
+def test_the_jq_recipes_answer_from_a_real_log(tmp_path: Path) -> None:
     """Both blocks as written: every recipe runs, and each with events in the log answers."""
     cfg = write_config(tmp_path)
     cfg.write_text(cfg.read_text().replace("[log]\n", '[log]\nfile = "dcmwatch.log"\n'))
