@@ -11,12 +11,12 @@ Why not `concurrent.futures.ProcessPoolExecutor`, which this replaced (measured 
 
 * Its one shared call queue is refilled by two threads of the parent (the executor's manager
   and the queue's feeder) after each result. With both cores busy running workers the parent
-  is scheduled late, and the workers ran dry: a third of their time idle at full load. Here each
+  is scheduled late, and the workers ran dry at full load. Here each
   worker holds up to `DEPTH` tasks in its own socket, so it starts the next file without
   waiting for the parent, and one thread reads results and sends the next task.
 * Its queues are guarded by named semaphores, and those start multiprocessing's resource
-  tracker: a fourth process of 15 MB, on a memory target of 200 MB. A socket with one writer
-  and one reader needs no lock.
+  tracker, one more process on the daemon's memory budget. A socket with one writer and one
+  reader needs no lock.
 * A worker that dies fails only the tasks it held (`BrokenProcessPool`); the others keep
   running, and `replace()` starts a new one in its place.
 """
