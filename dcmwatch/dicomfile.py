@@ -12,8 +12,7 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
-from io import SEEK_CUR, SEEK_END, SEEK_SET, BufferedReader, BytesIO, RawIOBase
-from typing import Any, BinaryIO
+from io import SEEK_CUR, SEEK_END, SEEK_SET, BytesIO
 
 import pydicom
 from pydicom.config import IGNORE
@@ -109,35 +108,28 @@ def _decode(data: Bytes, max_inflated: int) -> Dataset:
         raise NotDicomError(f"unreadable DICOM ({type(exc).__name__})") from None
 
 
-def _reader(data: bytes | bytearray) -> BinaryIO:
+def _reader(data: Bytes) -> BytesIO | _ViewReader:
     """A file object on ``data`` that does not copy it: a BytesIO shares a bytes object's
     buffer but copies anything else, which for a large input held in a bytearray (see
     `store.read_input`) would be a second full copy."""
     if isinstance(data, bytes):
         return BytesIO(data)
-    return BufferedReader(_ViewReader(memoryview(data).toreadonly()))
+    return _ViewReader(memoryview(data).toreadonly())
 
 
-class _ViewReader(RawIOBase):
-    """A read-only raw file on a memoryview, for `_reader`."""
+class _ViewReader:
+    """The read/seek/tell pydicom needs, on a memoryview: each read copies only what it
+    returns, as BytesIO does."""
 
     def __init__(self, view: memoryview) -> None:
-        super().__init__()
         self._view = view
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self._view[self._pos : self._pos + len(buffer)]
-        n = len(chunk)
-        memoryview(buffer).cast("B")[:n] = chunk
-        self._pos += n
-        return n
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        chunk = self._view[self._pos : end].tobytes()
+        self._pos += len(chunk)
+        return chunk
 
     def seek(self, offset: int, whence: int = SEEK_SET) -> int:
         base = {SEEK_SET: 0, SEEK_CUR: self._pos, SEEK_END: len(self._view)}[whence]
