@@ -28,6 +28,7 @@ from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
+from dcmwatch.pixels.slide import check_slide_label
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
 from dcmwatch.pixels.streams import StreamReport, clean_pixel_data
 
@@ -137,6 +138,8 @@ def process_bytes(data: bytes | bytearray, config: Config) -> Processed:
         ds = dicomfile.decode(data, max_inflated=limits.max_inflated_bytes)
     dicomfile.check_pixels(ds, max_pixel_bytes=limits.max_pixel_bytes,
                            verify_compressed=limits.verify_compressed)
+    # On the original header, before the profile removes what tells a label from tissue.
+    check_slide_label(ds, config.pixels.slide_label)
     before = reid_snapshot(ds) if config.deid.reid_map else None
     # The guard compares what it reads with the original header: collect before it is gone.
     identifiers = collect_identifiers(ds) if config.ocr.enabled else None
