@@ -391,6 +391,15 @@ def _big_endian_cp246(data: Bytes) -> bytes | None:
     return b"".join([*parts, data[last:]]) if parts else None
 
 
+def meta_syntax(data: Bytes) -> str | None:
+    """The Transfer Syntax UID a file's meta declares, from its first bytes alone (no parse of
+    the dataset): what `dcmwatch.footprint` needs before a file is read."""
+    try:
+        return _meta_syntax(data)
+    except (TruncatedError, struct.error):
+        return None
+
+
 def _meta_syntax(data: Bytes) -> str | None:
     """(0002,0010) *Transfer Syntax UID* read from the file meta's bytes, None without it."""
     pos = 132 if _has_preamble(data) else 0
