@@ -15,7 +15,7 @@ the file will take, which the transfer syntax and the size decide:
   the header when the first bytes hold it, else from `DECODED_PER_BYTE`.
 
 The numbers count copies in the code as it is; the interpreter and libraries a worker holds
-before any file (about 60 MB) are not included. An estimate errs high: a file that needs less
+before any file are not included. An estimate errs high: a file that needs less
 than its estimate only waits longer for admission, one that needs more can be killed.
 """
 

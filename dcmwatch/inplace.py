@@ -1,8 +1,8 @@
 """A large native image processed inside its own input buffer: one copy of the pixels, not four.
 
-Read the ordinary way, a 236 MB multi-frame is held four times over: the input bytes, pydicom's
-copy of the Pixel Data value, the writable copy a mask edits, and the joined output (peak RSS
-4.3x the file). Two workers on such files exhaust a gateway's memory. Here the input is a
+Read the ordinary way, a large multi-frame is held four times over: the input bytes, pydicom's
+copy of the Pixel Data value, the writable copy a mask edits, and the joined output. Two
+workers on tomosynthesis files would exhaust a gateway's memory. Here the input is a
 bytearray (`store.read_input` reads large files so) and:
 
 * the header is parsed from a small copy of the file with the Pixel Data value cut out (its

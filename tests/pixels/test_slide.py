@@ -137,3 +137,13 @@ def test_dcmwatch_process_quarantines_the_label_with_its_reason(
             sidecar = tmp_path / "quarantine" / f"{event['claim_id']}.json"
             assert json.loads(sidecar.read_text())["reason"] == "slide_label"
     assert len(list((tmp_path / "outbox").rglob("*.dcm"))) == 2
+
+
+def test_the_docs_say_what_happens_to_labels() -> None:
+    """Each policy and reason code is in the page README links to, and the README links it."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "whole-slide.md").read_text()
+    for word in ("`quarantine`", "`drop`", "`keep`", "`slide_label`", "`slide_label_withheld`",
+                 f"{slide.COVERSLIP_MAX_MM:g} mm", f"{slide.SCAN_MAX_MM:g} mm"):
+        assert word in page, word
+    assert "docs/whole-slide.md" in (root / "README.md").read_text()
