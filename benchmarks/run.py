@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # the full run (< 5 minutes on 2 cores)
     python -m benchmarks.run --quick         # a few small files: checks the harness works
     python -m benchmarks.run --json out.json # also write every number as JSON
+    python -m benchmarks.run --phases large  # peak RSS and MB/s of 10 MiB .. 1 GiB files
 
 Phases (see benchmarks/README.md): generate; floor, process and daemon side by side at the
 machine's worker count; scaling with 1..N workers; steady load at half the daemon's peak rate;
@@ -28,7 +29,7 @@ from typing import Any
 import numpy
 import pydicom
 
-from benchmarks import data
+from benchmarks import bench_large, data
 from benchmarks.contenders import (
     Result,
     Rules,
@@ -44,8 +45,10 @@ P99_TARGET_MS = 100.0
 BURST_RSS_TARGET_MB = 200.0
 READY_TARGET_S = 1.0
 #: side: floor, process, daemon at N workers; scaling: 1..N-1 workers; steady: half-peak load;
-#: compressed: JPEG 2000 and RLE; burst: small files waiting at start-up.
-PHASES = ("side", "scaling", "steady", "compressed", "burst")
+#: compressed: JPEG 2000 and RLE; burst: small files waiting at start-up; large: peak RSS and
+#: MB/s per file size class (bench_large), only when asked for: it writes gigabytes.
+DEFAULT_PHASES = ("side", "scaling", "steady", "compressed", "burst")
+PHASES = (*DEFAULT_PHASES, "large")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,14 @@ class Settings:
     burst_size: int
     compressed: int
     seed: int
-    phases: frozenset[str] = frozenset(PHASES)
+    phases: frozenset[str] = frozenset(DEFAULT_PHASES)
+    #: File size classes (MiB) of the large phase.
+    large: tuple[int, ...] = bench_large.DEFAULT_CLASSES
 
     @classmethod
     def quick(cls, workers: int, seed: int, phases: frozenset[str]) -> Settings:
         return cls(files=6, size=64, workers=workers, burst=40, burst_size=32, compressed=2,
-                   seed=seed, phases=phases)
+                   seed=seed, phases=phases, large=(10,))
 
 
 @dataclass(slots=True)
@@ -172,10 +177,28 @@ def run_all(s: Settings, root: Path) -> Report:
         report.results.append(run_burst(burst_root, s.burst, corpus.paths, corpus.total_bytes,
                                         n, fitted))
 
+    if "large" in s.phases:
+        for row in bench_large.run(s.large, root / "large", say=_say):
+            report.results += _large_results(row)
+
     report.targets = targets(report, n)
     report.references = references(report, n)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _large_results(row: bench_large.Row) -> list[Result]:
+    """A size class as two rows of the table: the pydicom floor and dcmwatch, one file each."""
+    out = []
+    for name, run in (("floor", row.floor), ("dcmwatch", row.dcmwatch)):
+        extra = {"size_class_mib": float(row.size_class)}
+        if name == "dcmwatch":
+            extra |= {"peak_over_file": round(row.rss_ratio, 2),
+                      "speed_vs_floor": round(row.speed_ratio, 2)}
+        out.append(Result(name=f"large native {name}", workers=1, files=1,
+                          bytes=row.file_bytes, seconds=run.seconds, cpu=0.0,
+                          peak_rss=run.peak_rss, extra=extra))
+    return out
 
 
 def targets(report: Report, n: int) -> list[tuple[str, bool, str]]:
@@ -203,6 +226,12 @@ def targets(report: Report, n: int) -> list[tuple[str, bool, str]]:
                     rss <= BURST_RSS_TARGET_MB, f"{rss:.0f} MB"))
         out.append((f"start-up to ready <= {READY_TARGET_S:.0f} s, {burst.files} present",
                     ready <= READY_TARGET_S, f"{ready:.2f} s"))
+    for r in report.results:
+        ratio = r.extra.get("peak_over_file")
+        size = r.extra.get("size_class_mib", 0.0)
+        if ratio is not None and size >= bench_large.TARGET_FROM_MB:
+            out.append((f"large native {size:.0f} MiB: peak RSS <= {bench_large.RSS_TARGET} x file",
+                        ratio <= bench_large.RSS_TARGET, f"{ratio:.2f} x"))
     return out
 
 
@@ -262,8 +291,10 @@ def main(argv: list[str] | None = None) -> Report:
     ap.add_argument("--root", type=Path, help="work folder (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
-    ap.add_argument("--phases", default=",".join(PHASES),
-                    help=f"comma-separated subset of {','.join(PHASES)}")
+    ap.add_argument("--phases", default=",".join(DEFAULT_PHASES),
+                    help=f"comma-separated subset of {','.join(PHASES)} (large: only when named)")
+    ap.add_argument("--large", default=",".join(str(c) for c in bench_large.DEFAULT_CLASSES),
+                    help="file size classes of the large phase, MiB, comma-separated")
     args = ap.parse_args(argv)
     phases = frozenset(p.strip() for p in args.phases.split(",") if p.strip())
     if not phases <= set(PHASES):
@@ -272,7 +303,8 @@ def main(argv: list[str] | None = None) -> Report:
         settings = Settings.quick(args.workers, args.seed, phases)
     else:
         settings = Settings(args.files, args.size, args.workers, args.burst, args.burst_size,
-                            args.compressed, args.seed, phases)
+                            args.compressed, args.seed, phases,
+                            tuple(int(c) for c in args.large.split(",") if c.strip()))
     root = args.root or Path(tempfile.mkdtemp(prefix="dcmwatch-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:

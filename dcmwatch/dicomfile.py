@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import warnings
 import zlib
-from io import BytesIO
+from io import SEEK_CUR, SEEK_END, SEEK_SET, BytesIO
 
 import pydicom
 from pydicom.config import IGNORE
@@ -40,6 +40,9 @@ from dcmwatch.errors import (
     TooLargeError,
     TruncatedError,
 )
+
+#: A file's bytes: immutable, or a large file's buffer (`store.read_input`), read the same way.
+Bytes = bytes | bytearray
 
 
 def silence_library_messages() -> None:
@@ -72,7 +75,7 @@ _VERSION_NAME_RAW = RawDataElement(
 )
 
 
-def decode(data: bytes, *, max_inflated: int) -> Dataset:
+def decode(data: Bytes, *, max_inflated: int) -> Dataset:
     """Parse one file's bytes into a Dataset, refusing anything incomplete or not DICOM."""
     if not data:
         raise EmptyFileError("the file is empty")
@@ -85,9 +88,9 @@ def decode(data: bytes, *, max_inflated: int) -> Dataset:
     return _decode(fixed, max_inflated)
 
 
-def _decode(data: bytes, max_inflated: int) -> Dataset:
+def _decode(data: Bytes, max_inflated: int) -> Dataset:
     try:
-        ds: Dataset = pydicom.dcmread(BytesIO(data), force=not _has_preamble(data))
+        ds: Dataset = pydicom.dcmread(_reader(data), force=not _has_preamble(data))
     except DcmwatchError:  # the per-file time limit fired inside pydicom
         raise
     except InvalidDicomError:
@@ -105,7 +108,76 @@ def _decode(data: bytes, max_inflated: int) -> Dataset:
         raise NotDicomError(f"unreadable DICOM ({type(exc).__name__})") from None
 
 
-def _checked(ds: Dataset, data: bytes, max_inflated: int) -> Dataset:
+def _reader(data: Bytes) -> BytesIO | _ViewReader:
+    """A file object on ``data`` that does not copy it: a BytesIO shares a bytes object's
+    buffer but copies anything else, which for a large input held in a bytearray (see
+    `store.read_input`) would be a second full copy."""
+    if isinstance(data, bytes):
+        return BytesIO(data)
+    return _ViewReader(memoryview(data).toreadonly())
+
+
+class _ViewReader:
+    """The read/seek/tell pydicom needs, on a memoryview: each read copies only what it
+    returns, as BytesIO does."""
+
+    def __init__(self, view: memoryview) -> None:
+        self._view = view
+        self._pos = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._pos + size
+        chunk = self._view[self._pos : end].tobytes()
+        self._pos += len(chunk)
+        return chunk
+
+    def seek(self, offset: int, whence: int = SEEK_SET) -> int:
+        base = {SEEK_SET: 0, SEEK_CUR: self._pos, SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def native_pixel_span(data: bytes | bytearray) -> tuple[int, int] | None:
+    """(start, end) of the value of a native, top-level (7FE0,0010) *Pixel Data* in a Part 10
+    file in (Implicit or Explicit VR) Little Endian; None for anything else, including files
+    this cannot read (the ordinary `decode` then says what is wrong with them).
+
+    Found by walking the top-level element headers, which skips values without reading them,
+    so that a large image can be parsed around its pixels instead of copying them.
+    """
+    syntax = _meta_syntax(data)
+    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        return None
+    implicit = syntax == ImplicitVRLittleEndian
+    try:
+        pos = _dataset_offset(data)
+        while pos is not None and pos + 8 <= len(data):
+            group, element = struct.unpack_from("<HH", data, pos)
+            tag = (group << 16) | element
+            if group == 0xFFFE or tag > _PIXEL_DATA:
+                return None
+            if implicit:
+                vr, length, value_at = b"", struct.unpack_from("<L", data, pos + 4)[0], pos + 8
+            else:
+                vr, length, value_at = _explicit_header(data, pos, "<H", "<L")
+            if tag == _PIXEL_DATA:
+                if length == _UNDEFINED or value_at + length > len(data) or length % 2:
+                    return None
+                return value_at, value_at + length
+            if length == _UNDEFINED:
+                inner = (True, True) if implicit else _undefined_syntax(vr, tag, True)
+                pos = _skip_value(data, value_at, length, *inner, 0, item=False)
+            else:
+                pos = value_at + length
+    except (NotDicomError, TruncatedError, struct.error):
+        return None
+    return None
+
+
+def _checked(ds: Dataset, data: Bytes, max_inflated: int) -> Dataset:
     meta = ds.file_meta if ds.file_meta is not None else FileMetaDataset()
     tsuid = meta.get("TransferSyntaxUID")
     start = _dataset_offset(data)
@@ -161,7 +233,7 @@ def check_pixels(ds: Dataset, *, max_pixel_bytes: int, verify_compressed: bool) 
     elem = ds["PixelData"]
     value = elem.value
     if not elem.is_undefined_length:  # native (encapsulated data always has undefined length)
-        if not isinstance(value, bytes):
+        if not isinstance(value, bytes | bytearray | memoryview):
             raise PixelDataError("native pixel data is not a byte string")
         if len(value) < declared:
             raise PixelDataError("the pixel data is shorter than the image header declares")
@@ -196,6 +268,13 @@ def _declared_pixel_bytes(ds: Dataset) -> int:
 
 def encode(ds: Dataset) -> bytes:
     """Write a Part 10 file (preamble, complete file meta) to bytes."""
+    return b"".join(encode_parts(ds))
+
+
+def encode_parts(ds: Dataset) -> list[bytes | memoryview]:
+    """`encode` as the list of pieces whose concatenation is the file. A value held as a
+    memoryview (the pixels of a large image, edited in its input buffer) is one of the pieces,
+    itself, not a copy: the caller can find it by identity and write around it."""
     # A new file meta group, ours entirely: the input's may carry AE titles and private
     # information, and a damaged one (a group length with the wrong VR) would be copied into an
     # output that no longer parses. Values we made or checked ourselves are set without
@@ -232,8 +311,8 @@ def encode(ds: Dataset) -> bytes:
             pydicom.dcmwrite(buf, ds, enforce_file_format=True)
         finally:
             ds.file_meta = saved
-        return buf.getvalue()
-    return rawwriter.write_file(ds, meta, tsuid)
+        return [buf.getvalue()]
+    return rawwriter.write_parts(ds, meta, tsuid)
 
 
 def _is_image(ds: Dataset) -> bool:
@@ -243,7 +322,7 @@ def _is_image(ds: Dataset) -> bool:
     return sop_class is not None and "Image Storage" in UID(str(sop_class)).name
 
 
-def _has_preamble(data: bytes) -> bool:
+def _has_preamble(data: Bytes) -> bool:
     return data[128:132] == b"DICM"
 
 
@@ -251,7 +330,7 @@ def _looks_like_dataset(ds: Dataset) -> bool:
     return "SOPClassUID" in ds or "SOPInstanceUID" in ds
 
 
-def _dataset_offset(data: bytes) -> int | None:
+def _dataset_offset(data: Bytes) -> int | None:
     """Offset of the first dataset byte after the file meta group, or None without meta."""
     if data[128:132] == b"DICM":
         pos = 132
@@ -265,7 +344,7 @@ def _dataset_offset(data: bytes) -> int | None:
         group = struct.unpack_from("<H", data, pos)[0]
         if group != 0x0002:
             return pos
-        vr = data[pos + 4 : pos + 6]
+        vr = bytes(data[pos + 4 : pos + 6])  # hashable also when data is a bytearray
         if vr in _LONG_VRS:
             if pos + 12 > len(data):
                 raise TruncatedError("the file ends inside the file meta")
@@ -279,7 +358,7 @@ def _dataset_offset(data: bytes) -> int | None:
     return pos
 
 
-def _big_endian_cp246(data: bytes) -> bytes | None:
+def _big_endian_cp246(data: Bytes) -> bytes | None:
     """The file with each top-level UN of undefined length given its defined length, for an
     Explicit VR Big Endian file; None when that changes nothing or the file is another kind.
 
@@ -292,7 +371,7 @@ def _big_endian_cp246(data: bytes) -> bytes | None:
         return None
     try:
         pos = _dataset_offset(data)
-        parts: list[bytes] = []
+        parts: list[Bytes] = []
         last = pos = pos if pos is not None else len(data)
         while pos + 8 <= len(data):
             tag = int.from_bytes(data[pos : pos + 4], "big")
@@ -312,7 +391,16 @@ def _big_endian_cp246(data: bytes) -> bytes | None:
     return b"".join([*parts, data[last:]]) if parts else None
 
 
-def _meta_syntax(data: bytes) -> str | None:
+def meta_syntax(data: Bytes) -> str | None:
+    """The Transfer Syntax UID a file's meta declares, from its first bytes alone (no parse of
+    the dataset): what `dcmwatch.footprint` needs before a file is read."""
+    try:
+        return _meta_syntax(data)
+    except (TruncatedError, struct.error):
+        return None
+
+
+def _meta_syntax(data: Bytes) -> str | None:
     """(0002,0010) *Transfer Syntax UID* read from the file meta's bytes, None without it."""
     pos = 132 if _has_preamble(data) else 0
     while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
@@ -323,7 +411,7 @@ def _meta_syntax(data: bytes) -> str | None:
     return None
 
 
-def _inflate(raw: bytes, limit: int) -> bytes:
+def _inflate(raw: Bytes, limit: int) -> bytes:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         out = inflater.decompress(raw, limit + 1)
@@ -352,7 +440,7 @@ def _reread_inflated(body: bytes, meta: FileMetaDataset) -> Dataset:
     return ds
 
 
-def _check_complete(data: bytes, pos: int, implicit: bool, little: bool) -> None:
+def _check_complete(data: Bytes, pos: int, implicit: bool, little: bool) -> None:
     """Walk the element structure from `pos` to the end; raise if it stops short."""
     end = _walk(data, pos, len(data), implicit, little, 0, stop_at=None)
     if end != len(data):
@@ -360,7 +448,7 @@ def _check_complete(data: bytes, pos: int, implicit: bool, little: bool) -> None
 
 
 def _walk(
-    data: bytes, pos: int, end: int, implicit: bool, little: bool, depth: int,
+    data: Bytes, pos: int, end: int, implicit: bool, little: bool, depth: int,
     stop_at: int | None,
 ) -> int:
     """Skip elements until `end` or the delimiter `stop_at`; return the position reached."""
@@ -398,10 +486,10 @@ def _walk(
 
 
 def _explicit_header(
-    data: bytes, pos: int, short_fmt: str, long_fmt: str
+    data: Bytes, pos: int, short_fmt: str, long_fmt: str
 ) -> tuple[bytes, int, int]:
     """(VR, length, value offset) of the explicit VR element header at ``pos``."""
-    vr = data[pos + 4 : pos + 6]
+    vr = bytes(data[pos + 4 : pos + 6])  # hashable also when data is a bytearray
     if vr in _LONG_VRS:
         if pos + 12 > len(data):
             raise TruncatedError("the file ends inside an element header")
@@ -424,7 +512,7 @@ def _undefined_syntax(vr: bytes, tag: int, little: bool) -> tuple[bool, bool]:
 
 
 def _skip_value(
-    data: bytes, pos: int, length: int, implicit: bool, little: bool, depth: int, *, item: bool
+    data: Bytes, pos: int, length: int, implicit: bool, little: bool, depth: int, *, item: bool
 ) -> int:
     if length != _UNDEFINED:
         if pos + length > len(data):

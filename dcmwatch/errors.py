@@ -79,6 +79,15 @@ class TransformError(InputError):
     reason = "transform"
 
 
+class WithheldError(InputError):
+    """A file a policy keeps from the outbox on purpose (`[pixels] slide_label = "drop"`): not a
+    fault, nothing for a person to fix, but never lost either. Until the engine routes it apart
+    (kept with its sidecar, counted as withheld, never requeued) it is quarantined, which is the
+    safe side of the same promise."""
+
+    reason = "withheld"
+
+
 class InternalError(DcmwatchError):
     """A bug, or a library's panic, while processing one file: quarantined with the exception's
     class only (its message may quote values)."""

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from pydicom.dataset import Dataset
 
-from dcmwatch import dicomfile
+from dcmwatch import dicomfile, inplace
 from dcmwatch.config import Config
 from dcmwatch.deid import make_deidentifier
 from dcmwatch.deid.pseudonyms import Keyed
@@ -28,6 +28,7 @@ from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
 from dcmwatch.pixels import make_pixel_step
+from dcmwatch.pixels.slide import check_slide_label
 from dcmwatch.pixels.step import RULES_ATTRIBUTE
 from dcmwatch.pixels.streams import StreamReport, clean_pixel_data
 
@@ -58,7 +59,8 @@ class Processed:
     """A file that came out: where it goes (relative to the outbox) and its bytes."""
 
     relpath: str
-    data: bytes
+    #: The output file: bytes, or the input's own bytearray edited in place (a large file).
+    data: bytes | bytearray
     #: Digest of the input: the journal's identity of the file, and the output name's fallback.
     sha256_in: str
     #: Names of the pixel rules applied (empty when none matched).
@@ -118,12 +120,26 @@ def _uid_deriver(key: bytes) -> Callable[[str], str]:
     return derive
 
 
-def process_bytes(data: bytes, config: Config) -> Processed:
-    """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine."""
+def process_bytes(data: bytes | bytearray, config: Config) -> Processed:
+    """Run the whole per-file step. Raises `InputError` subclasses for files to quarantine.
+
+    A bytearray (a large file, see `store.read_input`) is the caller's to give away: a native
+    image in it is edited in place and the buffer returned as the output (`dcmwatch.inplace`),
+    so that peak memory stays near the file's size.
+    """
     steps = build_steps(config)
-    ds = dicomfile.decode(data, max_inflated=config.limits.max_inflated_bytes)
-    dicomfile.check_pixels(ds, max_pixel_bytes=config.limits.max_pixel_bytes,
-                           verify_compressed=config.limits.verify_compressed)
+    digest = hashlib.sha256(data).hexdigest()  # before any edit in place
+    limits = config.limits
+    span = dicomfile.native_pixel_span(data) if isinstance(data, bytearray) else None
+    view: memoryview | None = None
+    if isinstance(data, bytearray) and span is not None:
+        ds, view = inplace.decode_around(data, span, max_inflated=limits.max_inflated_bytes)
+    else:
+        ds = dicomfile.decode(data, max_inflated=limits.max_inflated_bytes)
+    dicomfile.check_pixels(ds, max_pixel_bytes=limits.max_pixel_bytes,
+                           verify_compressed=limits.verify_compressed)
+    # On the original header, before the profile removes what tells a label from tissue.
+    check_slide_label(ds, config.pixels.slide_label)
     before = reid_snapshot(ds) if config.deid.reid_map else None
     # The guard compares what it reads with the original header: collect before it is gone.
     identifiers = collect_identifiers(ds) if config.ocr.enabled else None
@@ -133,22 +149,22 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         ds, findings = steps.ocr(ds, identifiers)
     # Last, so that frames a rule or the guard re-encoded are cleaned like untouched ones.
     stream = clean_stream(ds)
+    relpath = output_relpath(ds, config.output.layout, fallback=digest)
+    rules = tuple(getattr(ds, RULES_ATTRIBUTE, ()))
+    reid = reid_pairs(before, ds) if before is not None else ()
     try:
-        out = dicomfile.encode(ds)
+        if isinstance(data, bytearray) and span is not None and view is not None:
+            out: bytes | bytearray = inplace.write_around(data, span, ds, view)
+        else:
+            out = dicomfile.encode(ds)
     except DcmwatchError:
         raise
     except Exception as exc:  # pydicom's writer messages may quote values
         name = type(exc).__name__
         raise TransformError(f"the de-identified dataset cannot be written ({name})") from None
-    digest = hashlib.sha256(data).hexdigest()
     return Processed(
-        relpath=output_relpath(ds, config.output.layout, fallback=digest),
-        data=out,
-        sha256_in=digest,
-        rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
-        reid=reid_pairs(before, ds) if before is not None else (),
-        findings=findings,
-        stream=stream,
+        relpath=relpath, data=out, sha256_in=digest, rules=rules, reid=reid,
+        findings=findings, stream=stream,
     )
 
 

@@ -28,7 +28,10 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
-__all__ = ["write_file"]
+__all__ = ["write_file", "write_parts"]
+
+#: A piece of the output: bytes made here, or a value's own buffer passed through uncopied.
+Part = bytes | memoryview
 
 _PREFIX: Final = b"\0" * 128 + b"DICM"
 _UNDEFINED: Final = 0xFFFFFFFF
@@ -70,7 +73,13 @@ def write_file(ds: Dataset, meta: FileMetaDataset, tsuid: UID) -> bytes:
     (0002,0000) (on a copy: `meta` is not changed), Pixel Data is of undefined length exactly
     when the syntax is compressed.
     """
-    parts: list[bytes] = [_PREFIX]
+    return b"".join(write_parts(ds, meta, tsuid))
+
+
+def write_parts(ds: Dataset, meta: FileMetaDataset, tsuid: UID) -> list[Part]:
+    """`write_file` as its pieces, unjoined: a value held as a memoryview is one of them, the
+    same object, so a large image's pixels are never copied into a second buffer here."""
+    parts: list[Part] = [_PREFIX]
     _write_meta(parts, meta)
     implicit, little = bool(tsuid.is_implicit_VR), bool(tsuid.is_little_endian)
     if implicit and not little:
@@ -82,16 +91,16 @@ def write_file(ds: Dataset, meta: FileMetaDataset, tsuid: UID) -> bytes:
                 else pixel.is_undefined_length) != undefined:
             ds["PixelData"].is_undefined_length = undefined
     _write_level(parts, ds, implicit, little, default_encoding)
-    return b"".join(parts)
+    return parts
 
 
-def _write_meta(parts: list[bytes], meta: FileMetaDataset) -> None:
+def _write_meta(parts: list[Part], meta: FileMetaDataset) -> None:
     """The file meta group as ``write_file_meta_info`` writes it, (0002,0000) computed."""
     meta = copy.copy(meta)  # keeps the encoding it was read with, as dcmwrite's deepcopy does
     meta._dict = dict(meta._dict)  # elements shared, dictionary not: the caller's stays as is
     validate_file_meta(meta, enforce_standard=True)  # adds (0002,0001); refuses missing UIDs
     meta._dict.pop(_GROUP_LENGTH, None)  # type: ignore[call-overload]
-    body: list[bytes] = []
+    body: list[Part] = []
     _write_level(body, meta, False, True, default_encoding)
     length = sum(len(b) for b in body)
     parts.append(struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, length))
@@ -99,7 +108,7 @@ def _write_meta(parts: list[bytes], meta: FileMetaDataset) -> None:
 
 
 def _write_level(
-    parts: list[bytes], ds: Dataset, implicit: bool, little: bool, parent_encoding: Any
+    parts: list[Part], ds: Dataset, implicit: bool, little: bool, parent_encoding: Any
 ) -> None:
     """One dataset (the top level or a sequence item), as pydicom's ``write_dataset``."""
     if (
@@ -130,14 +139,16 @@ def _write_level(
 
 
 def _write_element(
-    parts: list[bytes], elem: Any, implicit: bool, little: bool, encodings: Any
+    parts: list[Part], elem: Any, implicit: bool, little: bool, encodings: Any
 ) -> None:
     fmt = _FORMATS[little]
     tag = int(elem.tag)
     vr = elem.VR
     if isinstance(elem, RawDataElement):
-        value = elem.value
-        if not isinstance(value, bytes) or (not implicit and (vr is None or len(vr) != 2)):
+        value: Any = elem.value
+        if not isinstance(value, bytes | memoryview) or (
+            not implicit and (vr is None or len(vr) != 2)
+        ):
             _pydicom_element(parts, elem, implicit, little, encodings)
             return
         undefined = elem.length == _UNDEFINED
@@ -168,13 +179,15 @@ def _write_element(
         parts.append(fmt.delimiter.pack(0xFFFE, 0xE0DD, 0))
 
 
-def _plain_value(elem: DataElement, vr: str, little: bool) -> bytes | None:
+def _plain_value(elem: DataElement, vr: str, little: bool) -> Part | None:
     """The bytes pydicom would write for a converted element in the simple cases (byte strings,
     ASCII text of a VR that ignores the character set); None for everything else."""
     if elem.is_buffered:
         return None
     value = elem.value
     if vr in _BYTES_VRS:
+        if type(value) is memoryview and not value.nbytes % 2:
+            return value  # a large image's pixels in their input buffer: passed through
         if type(value) is not bytes:
             return None
         return value + b"\0" if len(value) % 2 else value
@@ -208,7 +221,7 @@ def _plain_text(value: Any, vr: str) -> bytes | None:
 
 
 def _write_sequence(
-    parts: list[bytes], elem: DataElement, implicit: bool, little: bool, encodings: Any
+    parts: list[Part], elem: DataElement, implicit: bool, little: bool, encodings: Any
 ) -> None:
     """A sequence as pydicom's ``write_sequence``: each item of undefined length or with its
     length filled in, then a delimiter if the sequence is of undefined length."""
@@ -238,7 +251,7 @@ def _write_sequence(
 
 
 def _write_item(
-    parts: list[bytes], item: Dataset, implicit: bool, little: bool, encodings: Any
+    parts: list[Part], item: Dataset, implicit: bool, little: bool, encodings: Any
 ) -> None:
     fmt = _FORMATS[little]
     header_at = len(parts)
@@ -258,7 +271,7 @@ def _resolved(encodings: Any) -> Any:
 
 
 def _pydicom_element(
-    parts: list[bytes], elem: Any, implicit: bool, little: bool, encodings: Any
+    parts: list[Part], elem: Any, implicit: bool, little: bool, encodings: Any
 ) -> None:
     buf = DicomBytesIO()
     buf.is_implicit_VR, buf.is_little_endian = implicit, little

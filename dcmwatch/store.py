@@ -38,9 +38,17 @@ TMP_SUFFIX = ".dcmwatch-tmp"
 WORK_DIR_NAME = ".dcmwatch-work"
 
 
+#: Inputs at least this large are read into a bytearray the core may edit in place and write
+#: back from (`dcmwatch.inplace`): one buffer for input and output, instead of several copies.
+#: Smaller files stay immutable bytes, which pydicom reads without a copy.
+IN_PLACE_BYTES = 16 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class InputBytes:
-    data: bytes
+    #: bytes, or for a large file a bytearray the caller hands on to `process_bytes` (which
+    #: may turn it into the output: nobody must use it afterwards).
+    data: bytes | bytearray
     size: int
     mtime_ns: int
 
@@ -75,7 +83,10 @@ def read_input(path: str | os.PathLike[str], *, max_bytes: int,
             raise EmptyFileError("the file is empty")
         if st.st_size > max_bytes:
             raise TooLargeError("the file is larger than limits.max_file_bytes")
-        data = _read_all(fd, st.st_size, max_bytes)
+        if st.st_size >= IN_PLACE_BYTES:
+            data: bytes | bytearray = _read_into(fd, st.st_size, max_bytes)
+        else:
+            data = _read_all(fd, st.st_size, max_bytes)
         return InputBytes(data, len(data), st.st_mtime_ns)
     finally:
         os.close(fd)
@@ -97,6 +108,28 @@ def _read_all(fd: int, size_hint: int, max_bytes: int) -> bytes:
     if total == 0:
         raise EmptyFileError("the file is empty")
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _read_into(fd: int, size_hint: int, max_bytes: int) -> bytearray:
+    """The whole file in one bytearray, read in place (no chunk list, no join)."""
+    buf = bytearray(size_hint)
+    view = memoryview(buf)
+    total = 0
+    while total < size_hint:
+        n = os.readv(fd, [view[total:]])
+        if not n:
+            break
+        total += n
+    view.release()
+    if total < size_hint:  # the file shrank while it was read
+        del buf[total:]
+    while chunk := os.read(fd, 1 << 16):  # or grew
+        buf += chunk
+        if len(buf) > max_bytes:
+            raise TooLargeError("the file is larger than limits.max_file_bytes")
+    if not buf:
+        raise EmptyFileError("the file is empty")
+    return buf
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -124,7 +157,7 @@ def ensure_dir(path: Path, mode: int = 0o750) -> None:
         fsync_dir(d.parent)
 
 
-def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> None:
+def write_durable(dest: Path, data: bytes | bytearray, *, tag: str, mode: int = 0o640) -> None:
     """Atomically replace `dest` with `data`: tmp in the same folder, fsync, rename, fsync dir.
 
     `tag` names the temporary file (`.<tag>.dcmwatch-tmp`): a retry of the same work item uses the
@@ -133,7 +166,8 @@ def write_durable(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> No
     commit(write_unsynced(dest, data, tag=tag, mode=mode), dest)
 
 
-def write_unsynced(dest: Path, data: bytes, *, tag: str, mode: int = 0o640) -> Path:
+def write_unsynced(dest: Path, data: bytes | bytearray, *, tag: str,
+                   mode: int = 0o640) -> Path:
     """The first half of `write_durable`: `data` in the hidden temporary file beside `dest`,
     neither synced nor visible. The daemon's workers stop here and hand the wait for the disk
     (`commit`) to the main process's I/O threads, so a worker's core never idles on fsync."""

@@ -38,7 +38,7 @@ def _fs(url: str) -> Any:
     return fs
 
 
-def read(url: str, *, max_bytes: int) -> bytes:
+def read(url: str, *, max_bytes: int) -> bytes | bytearray:
     """The input's bytes, or an `InputError`/`TransientError` saying why not (PHI-free)."""
     if not is_remote(url):
         return store.read_input(url, max_bytes=max_bytes, allow_hardlinks=True).data
@@ -57,7 +57,7 @@ def read(url: str, *, max_bytes: int) -> bytes:
     return data
 
 
-def write(root: str, relpath: str, data: bytes, *, tag: str, mode: int) -> None:
+def write(root: str, relpath: str, data: bytes | bytearray, *, tag: str, mode: int) -> None:
     """Put `data` at `root/relpath`: durable rename locally, one whole-object PUT on S3."""
     if not is_remote(root):
         base = Path(root).resolve()

@@ -286,13 +286,15 @@ def _native_view(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels | Non
     value, vr, undefined_length = header.pixel_bytes(ds, _PIXEL_DATA)
     if not little and layout.bits_allocated == 8 and vr != VR.OB:
         return None  # 8-bit OW in big endian is byte-swapped in 16-bit words: decode
-    if not isinstance(value, bytes | bytearray) or undefined_length:
+    if not isinstance(value, bytes | bytearray | memoryview) or undefined_length:
         raise PixelDecodeError("native Pixel Data is encapsulated or not a byte string")
     if len(value) < layout.nbytes:
         raise PixelDecodeError("the Pixel Data is shorter than its header declares")
     dtype = layout.dtype(little_endian=little)
     count = layout.rows * layout.columns * layout.samples * layout.frames
-    flat = np.frombuffer(value, dtype=dtype, count=count)  # read-only: copy on write
+    # Read-only on bytes (copy on write); writable on a large image's input buffer, which is
+    # then edited in place (`dcmwatch.inplace`).
+    flat = np.frombuffer(value, dtype=dtype, count=count)
     if layout.bits_stored < layout.bits_allocated and (
         int(flat.min()) < layout.stored_min or int(flat.max()) > layout.stored_max
     ):
@@ -374,6 +376,8 @@ def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID)
     """Store edited pixels in ``ds`` (see the module docstring for which encoding is used)."""
     if pixels.flat is not None and pixels.layout == original:
         old, vr, _ = header.pixel_bytes(ds, _PIXEL_DATA)
+        if _edited_in_place(pixels.flat, old):
+            return  # the element's value is the buffer the edits were made in
         new = pixels.flat.tobytes() + pixels.tail
         width = pixels.flat.dtype.itemsize * 8
         if len(new) != len(old) or width != original.bits_allocated:
@@ -402,6 +406,15 @@ def write_back(ds: Dataset, pixels: Pixels, original: PixelLayout, tsyntax: UID)
         listed = [] if methods is None else [str(m) for m in _as_list(methods)]
         if method not in listed:
             ds.LossyImageCompressionMethod = [*listed, method] if listed else method
+
+
+def _edited_in_place(flat: npt.NDArray[Any], value: Any) -> bool:
+    """Whether ``flat`` is the view `open_pixels` made on ``value`` itself (a writable buffer,
+    not bytes): its edits are already in the element, and a copy would only cost memory."""
+    if not isinstance(value, memoryview) or value.readonly:
+        return False
+    start = np.frombuffer(value, dtype=np.uint8, count=0).__array_interface__["data"][0]
+    return bool(flat.__array_interface__["data"][0] == start and flat.nbytes <= value.nbytes)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -7,7 +7,7 @@ appear, for engineers.
 
 from __future__ import annotations
 
-from dcmwatch.errors import TransformError
+from dcmwatch.errors import TransformError, WithheldError
 
 __all__ = [
     "BurnedInAnnotationError",
@@ -17,6 +17,8 @@ __all__ = [
     "PixelDecodeError",
     "PixelStreamError",
     "PixelStreamUnsupportedError",
+    "SlideLabelError",
+    "SlideLabelWithheld",
     "UnsupportedPixelsError",
 ]
 
@@ -26,6 +28,19 @@ class BurnedInAnnotationError(TransformError):
     the image: a person must look at it (or a mask rule must be configured for its source)."""
 
     reason = "burned_in_annotation"
+
+
+class SlideLabelError(TransformError):
+    """A whole-slide microscopy image that shows (or may show) the slide's label, under
+    ``[pixels] slide_label = "quarantine"``: a person decides (see `dcmwatch.pixels.slide`)."""
+
+    reason = "slide_label"
+
+
+class SlideLabelWithheld(WithheldError):
+    """The same image under ``slide_label = "drop"``: withheld by policy, kept, not passed."""
+
+    reason = "slide_label_withheld"
 
 
 class MaskGeometryError(TransformError):

@@ -505,3 +505,13 @@ class PixelSettings(_Frozen):
     all_matching_rules: bool = False
     #: Refuse to decode when Rows*Columns*Samples*Frames*BitsAllocated/8 exceeds this.
     max_pixel_bytes: Annotated[int, Field(ge=1)] = 2 * 1024**3
+    #: Whole-slide microscopy images that show (or may show) the slide's paper label — LABEL
+    #: and OVERVIEW images, and any whose header cannot rule it out (`dcmwatch.pixels.slide`):
+    #: ``quarantine`` (the default) keeps the original in the quarantine for a person to look
+    #: at, reason ``slide_label``; ``drop`` withholds it by policy (reason
+    #: ``slide_label_withheld``: kept with its sidecar, never sent, nothing to fix); ``keep``
+    #: passes it like any image, label and all. Quarantine is the default because a label is
+    #: handwriting, barcodes and names that no header rule or mask removes, and because a file
+    #: whose claims were wrong (a tissue image taken for a label) should reach a person who can
+    #: requeue it, not vanish into a policy folder nobody reads.
+    slide_label: Literal["quarantine", "drop", "keep"] = "quarantine"
