@@ -149,6 +149,11 @@ class Limits(_Section):
     #: Wall-clock seconds one file may take in a worker before it is stopped and quarantined
     #: (`time_limit`); a worker stuck in C code past the limit is ended and replaced.
     file_seconds: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: Memory, in MB, that the files being processed may need together: a file starts only when
+    #: its estimated peak fits beside those running, so a burst of large files waits instead of
+    #: being killed; one that cannot fit even alone is quarantined (`too_large_for_budget`).
+    #: 0: half of the service's `MemoryMax` (its cgroup), or of the machine's memory.
+    memory_budget_mb: Annotated[int, Field(ge=0)] = 0
 
 
 class Log(_Section):

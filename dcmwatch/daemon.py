@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dcmwatch import __version__, housekeeping, keys
 from dcmwatch import config as config_mod
 from dcmwatch.config import Config
+from dcmwatch.engine import admission
 from dcmwatch.engine.core import Engine
 from dcmwatch.engine.counts import Counts
 from dcmwatch.engine.executors import PoolExecutor
@@ -89,6 +90,7 @@ class Daemon:
         self.log.info(
             "daemon.started", version=__version__, pid=os.getpid(), workers=pool.size,
             observer=self.watcher.kind, recovered=recovered,
+            memory_budget_mb=(self.engine.budget or 0) >> 20,
             startup_ms=round((time.monotonic() - started) * 1000, 1),
         )
         self.supervision.ready(self._snapshot())
@@ -108,7 +110,8 @@ class Daemon:
         settle = Settle(self.config, self.intake, ledger, self.log, self.counts, self.queue.wake)
         isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log)
         return Engine(self.executor, self.intake, settle, isolation, self.log,
-                      window=self._window(self.config))
+                      window=self._window(self.config),
+                      budget=admission.budget_bytes(self.config))
 
     @staticmethod
     def _window(config: Config) -> int:
@@ -275,6 +278,7 @@ class Daemon:
         self.journal.restrict(mode=new.output.file_mode, reid_map=new.deid.reid_map)
         self.executor.reconfigure(new)
         self.engine.window = self._window(new)
+        self.engine.budget = admission.budget_bytes(new)
         self.schedule.reconfigure(new)
         self._space_checked = 0.0  # a new min_free_mb applies now
         self.log.info("config.reloaded", source=new.source)

@@ -19,6 +19,7 @@ from typing import Any
 from dcmwatch.backfill import locations
 from dcmwatch.backfill.report import Reporter
 from dcmwatch.config import Config
+from dcmwatch.engine import admission
 from dcmwatch.engine.core import Engine, EngineFailed
 from dcmwatch.engine.counts import Counts
 from dcmwatch.engine.executors import Executor
@@ -115,6 +116,9 @@ class Driver:
                         max_retries=MAX_RETRIES, retry_base_s=_RETRY_BASE_S,
                         processed_level="debug")
         isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log)
+        # Admission by memory where the workers share this machine's memory; a cluster's
+        # workers have their own (and Dask's memory limits).
+        budget = admission.budget_bytes(self.config) if self.executor.local else None
         return Engine(self.executor, intake, settle, isolation, self.log, window=window,
                       batch_files=self.options.batch_files,
-                      abort_after_errors=MAX_BATCH_ERRORS)
+                      abort_after_errors=MAX_BATCH_ERRORS, budget=budget)

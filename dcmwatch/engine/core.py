@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from dcmwatch.engine import admission
 from dcmwatch.engine.counts import Counts
 from dcmwatch.engine.executors import Done, Executor
 from dcmwatch.engine.intakes import Entry, Intake
 from dcmwatch.engine.isolation import Isolation
-from dcmwatch.engine.outcome import Batch
+from dcmwatch.engine.outcome import Batch, Outcome
 from dcmwatch.engine.settle import MAX_BUSY, Settle
 from dcmwatch.errors import DcmwatchError
 
@@ -30,7 +31,7 @@ class EngineFailed(DcmwatchError):
 class Engine:
     def __init__(self, executor: Executor, intake: Intake, settle: Settle,
                  isolation: Isolation, log: Any, *, window: int, batch_files: int = 1,
-                 abort_after_errors: int | None = None) -> None:
+                 abort_after_errors: int | None = None, budget: int | None = None) -> None:
         self.executor = executor
         self.intake = intake
         self.settle = settle
@@ -39,6 +40,11 @@ class Engine:
         self.window = window
         self.batch_files = batch_files
         self._abort_after = abort_after_errors
+        #: Bytes the running batches may need together (`engine.admission`); None: no limit.
+        self.budget = budget
+        self._needs: dict[int, int] = {}
+        self.running_need = 0
+        self._waiting_for_memory = False
         #: Files in batches the engine holds (submitted, due again, or suspect), by claim id.
         self._entries: dict[str, Entry] = {}
         self._ready: deque[Batch] = deque()
@@ -93,21 +99,56 @@ class Engine:
         while not self.stopping and not self.paused:
             if self._isolating or self.isolation.active:
                 suspect = self.isolation.next() if self.inflight == 0 else None
-                if suspect is not None:
+                if suspect is not None and self._admit(suspect):
                     self._isolating = True
                     self._submit(suspect)
                 return
             if self.inflight >= self.window or self.settle.busy >= MAX_BUSY:
                 return
-            if self._ready:
-                self._submit(self._ready.popleft())
-                continue
+            batch = self._ready.popleft() if self._ready else self._take()
+            if batch is None:
+                return
+            if not self._admit(batch):
+                self._ready.appendleft(batch)
+                return
+            self._submit(batch)
+
+    def _take(self) -> Batch | None:
+        """New files from the intake, as a batch; files that could never fit the memory
+        budget are quarantined on the way. None when the intake has nothing now."""
+        while True:
             entries = self.intake.take(self.batch_files)
             if not entries:
-                return
-            fresh = [e for e in entries if self._hold(e)]
+                return None
+            fresh = [e for e in entries if self._hold(e) and self._fits_at_all(e)]
             if fresh:
-                self._submit(self.intake.batch(fresh))
+                return self.intake.batch(fresh)
+
+    def _fits_at_all(self, entry: Entry) -> bool:
+        if self.budget is None or entry.need <= self.budget:
+            return True
+        claim_id = entry.item.claim_id
+        self.settle.outcome(self._entries.pop(claim_id), Outcome(
+            claim_id=claim_id, status="quarantined", reason=admission.REASON,
+            message=f"the file would need about {entry.need >> 20} MB, more than "
+                    f"limits.memory_budget_mb allows ({self.budget >> 20} MB)"))
+        return False
+
+    def _admit(self, batch: Batch) -> bool:
+        """Room in the memory budget for `batch` (its largest file: a batch runs its files
+        one after the other)? Anything fits when nothing runs."""
+        need = max((e.need for e in self._batch_entries(batch)), default=0)
+        if self.budget is not None and self.running_need and (
+                self.running_need + need > self.budget):
+            if not self._waiting_for_memory:
+                self._waiting_for_memory = True
+                self.log.info("memory.waiting", need_mb=need >> 20,
+                              running_mb=self.running_need >> 20, budget_mb=self.budget >> 20)
+            return False
+        self._waiting_for_memory = False
+        self._needs[id(batch)] = need
+        self.running_need += need
+        return True
 
     def _hold(self, entry: Entry) -> bool:
         """Hold a new file; False for one held already (a listing that names an input twice:
@@ -126,6 +167,7 @@ class Engine:
     # -- collecting ----------------------------------------------------------------------------
     def _collect(self, done: Done) -> None:
         self.inflight -= 1
+        self.running_need -= self._needs.pop(id(done.batch), 0)
         self.running_files -= len(done.batch.items)
         self.completed += len(done.batch.items)
         self.counts.batches += 1
@@ -156,6 +198,8 @@ class Engine:
         self.stopping = True
         batches = self.executor.cancel_waiting()
         self.inflight -= len(batches)
+        for batch in batches:
+            self.running_need -= self._needs.pop(id(batch), 0)
         self.running_files -= sum(len(b.items) for b in batches)
         batches += list(self._ready) + self.isolation.take_all()
         self._ready.clear()

@@ -17,6 +17,7 @@ from typing import Any
 
 from dcmwatch import store
 from dcmwatch.config import Config
+from dcmwatch.engine import admission
 from dcmwatch.engine.intakes import Entry
 from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
 from dcmwatch.intake import Intake as Queue
@@ -70,7 +71,8 @@ class InboxIntake:
             if entry.name.endswith(".dcm") and not entry.name.startswith("."):
                 st = entry.stat(follow_symlinks=False)
                 self._recovered.append(Entry(WorkItem(entry.path, entry.name[:-4]), st.st_size,
-                                             None, st.st_mtime_ns, time.time()))
+                                             None, st.st_mtime_ns, time.time(),
+                                             need=admission.estimate(entry.path, st.st_size)))
             else:
                 store.remove(Path(entry.path))
         # A kill between quarantining a file and journaling it leaves a "claimed" row whose
@@ -111,7 +113,7 @@ class InboxIntake:
         self.ledger_claimed(claim_id, st.st_size)
         self.log.info("file.received", claim_id=claim_id, bytes=st.st_size)
         return Entry(WorkItem(str(work), claim_id), st.st_size, path, st.st_mtime_ns,
-                     time.time())
+                     time.time(), need=admission.estimate(str(work), st.st_size))
 
     def batch(self, entries: list[Entry], *, isolated: bool = False) -> Batch:
         return Batch(tuple(e.item for e in entries), str(self.config.paths.outbox),

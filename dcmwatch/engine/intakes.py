@@ -29,6 +29,8 @@ class Entry:
     claimed_wall: float = 0.0
     #: First sight in the inbox (monotonic): `latency_ms` runs from here to `file.processed`.
     seen: float | None = None
+    #: Estimated peak memory of processing it (`engine.admission`); 0 when unknown.
+    need: int = 0
 
 
 class Intake(Protocol):

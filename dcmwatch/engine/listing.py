@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dcmwatch.backfill import locations, sources
+from dcmwatch.engine import admission
 from dcmwatch.engine.intakes import Entry
 from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
 
@@ -69,7 +71,19 @@ class ListingIntake:
             if self._is_done(ident):
                 self._on_skip()
                 continue
-            yield Entry(WorkItem(source, ident))
+            yield self._entry(source, ident)
+
+    @staticmethod
+    def _entry(source: str, ident: str) -> Entry:
+        """A local input's size and memory estimate (one stat, and its head when large); an
+        object's are not known before it is read."""
+        if locations.is_remote(source):
+            return Entry(WorkItem(source, ident))
+        try:
+            size = os.stat(source).st_size
+        except OSError:
+            return Entry(WorkItem(source, ident))  # the worker says why, as for any read
+        return Entry(WorkItem(source, ident), size, need=admission.estimate(source, size))
 
     def take(self, files: int) -> list[Entry]:
         """Full batches; but a run that fits in the first window is spread over all slots (a

@@ -146,7 +146,7 @@ def _core(item: WorkItem, batch: Batch, config: Config, seen: _Input) -> pipelin
     return pipeline.process_bytes(data, config)
 
 
-def _write(batch: Batch, relpath: str, data: bytes, *, tag: str,
+def _write(batch: Batch, relpath: str, data: bytes | bytearray, *, tag: str,
            mode: int) -> tuple[str, str] | None:
     """Durable now (the worker's own write), or left for the settle stage: (temp, final)."""
     if locations.is_remote(batch.outbox):

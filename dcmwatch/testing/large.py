@@ -60,10 +60,12 @@ def expected_frame(index: int, rows: int, columns: int) -> npt.NDArray[np.uint16
 
 
 def write_multiframe(
-    path: Path, *, frames: int, rows: int = 768, columns: int = 1024, modality: str = "MG"
+    path: Path, *, frames: int, rows: int = 768, columns: int = 1024, modality: str = "MG",
+    instance: int = 0,
 ) -> MultiFrame:
-    """Write a 16-bit MONOCHROME2 multi-frame in Explicit VR Little Endian, frame by frame."""
-    ds = _header(frames, rows, columns, modality)
+    """Write a 16-bit MONOCHROME2 multi-frame in Explicit VR Little Endian, frame by frame;
+    `instance` tells several files of one shape apart (their SOP Instance UIDs)."""
+    ds = _header(frames, rows, columns, modality, instance)
     buf = BytesIO()
     dcmwrite(buf, ds, enforce_file_format=True)
     head = buf.getvalue()
@@ -77,13 +79,14 @@ def write_multiframe(
     return MultiFrame(path, frames, rows, columns, len(head) + len(element))
 
 
-def _header(frames: int, rows: int, columns: int, modality: str) -> Dataset:
+def _header(frames: int, rows: int, columns: int, modality: str, instance: int) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = TOMOSYNTHESIS
     ds.SOPClassUID = TOMOSYNTHESIS
-    ds.SOPInstanceUID = generate_uid(entropy_srcs=["large", str(frames), str(rows)])
+    ds.SOPInstanceUID = generate_uid(
+        entropy_srcs=["large", str(frames), str(rows), *([str(instance)] if instance else [])])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.StudyInstanceUID = generate_uid(entropy_srcs=["large-study"])
     ds.SeriesInstanceUID = generate_uid(entropy_srcs=["large-series"])
