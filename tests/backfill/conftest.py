@@ -4,8 +4,11 @@ outputs computed by the daemon's own per-file step (`job.process`) in this proce
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from dcmwatch import job, keys
 from dcmwatch.config import Config
 from dcmwatch.testing.synth import write_series
 from tests.conftest import write_config
+from tests.seaweed import S3Endpoint, SeaweedMissing, SeaweedServer
 
 distributed = pytest.importorskip("distributed")
 SMALL = {"rows": 32, "columns": 32}
@@ -39,6 +43,50 @@ def cluster() -> Iterator[Any]:
             yield c
         finally:
             c.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """SeaweedFS on loopback for the session (see tests/seaweed.py). Without the `weed`
+    binary the S3 tests skip, except on CI, where the [test] extra must have brought it."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+    try:
+        endpoint = server.start()
+    except SeaweedMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    except BaseException:
+        server.stop()
+        raise
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A test's own bucket on the session's server, and an s3fs filesystem to look into it."""
+
+    name: str
+    fs: Any
+    endpoint: S3Endpoint
+
+    def url(self, path: str = "") -> str:
+        return f"s3://{self.name}/{path}"
+
+
+@pytest.fixture
+def s3(s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """A fresh bucket, with the standard AWS variables pointing this process and the
+    subprocesses it starts (copies of `os.environ`) at the server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    fs = s3_server.filesystem()
+    bucket = f"test-{secrets.token_hex(6)}"
+    fs.mkdir(bucket)
+    return Bucket(bucket, fs, s3_server)
 
 
 @pytest.fixture(scope="session")
