@@ -47,12 +47,13 @@ class S3Endpoint:
     region: str = "us-east-1"
 
     def env(self) -> dict[str, str]:
-        """The standard AWS variables that point botocore (and so s3fs) at this server, and
-        away from any profile or config file of the machine's user."""
+        """The standard AWS variables that point botocore (and so s3fs) at this server, away
+        from any profile or config file of the machine's user and from any proxy."""
+        no_proxy = _no_proxy()
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": self.access_key,
                 "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": self.region,
                 "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_EC2_METADATA_DISABLED": "true"}
+                "AWS_EC2_METADATA_DISABLED": "true", "NO_PROXY": no_proxy, "no_proxy": no_proxy}
 
     def filesystem(self) -> Any:
         """A fresh s3fs filesystem on this server (not fsspec's cached instance)."""
@@ -61,6 +62,17 @@ class S3Endpoint:
         return s3fs.S3FileSystem(key=self.access_key, secret=self.secret_key,
                                  endpoint_url=self.url, client_kwargs={"region_name": self.region},
                                  skip_instance_cache=True)
+
+
+def _no_proxy() -> str:
+    """The machine's NO_PROXY with 127.0.0.1 added: requests to the server never go through
+    a proxy that the environment names for the package registries."""
+    current = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    return ",".join(filter(None, (current, "127.0.0.1")))
+
+
+#: The readiness probe's opener: no proxy, whatever the environment says.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def weed_binary() -> str:
@@ -167,7 +179,7 @@ class SeaweedServer:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(self.endpoint.url, timeout=2):
+            with _NO_PROXY.open(self.endpoint.url, timeout=2):
                 return True
         except urllib.error.HTTPError:
             return True  # 403 to an unsigned request: the gateway is up
@@ -206,6 +218,36 @@ class SeaweedServer:
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """The (address, port) pairs process `pid` listens on, over TCP and UDP, IPv4 and IPv6,
+    read from /proc (Linux): its socket inodes, then the kernel's socket tables."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    found = set()
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            # TCP's LISTEN is 0A; an unconnected UDP socket (07) is how UDP listens.
+            if inode in inodes and state in {"0A", "07"}:
+                address, port = local.split(":")
+                found.add((_address(address), int(port, 16)))
+    return found
+
+
+def _address(hex_address: str) -> str:
+    raw = bytes.fromhex(hex_address)
+    # /proc prints each 32-bit word in host (little-endian) order.
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(words) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, words)
 
 
 class _PortTaken(RuntimeError):

@@ -46,12 +46,12 @@ def cluster() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
     """SeaweedFS on loopback for the session (see tests/seaweed.py). Without the `weed`
     binary the S3 tests skip, except on CI, where the [test] extra must have brought it."""
     server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
     try:
-        endpoint = server.start()
+        server.start()
     except SeaweedMissing as exc:
         if os.environ.get("CI"):
             pytest.fail(str(exc))
@@ -60,7 +60,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
         server.stop()
         raise
     try:
-        yield endpoint
+        yield server
     finally:
         server.stop()
 
@@ -78,15 +78,16 @@ class Bucket:
 
 
 @pytest.fixture
-def s3(s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+def s3(s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> Bucket:
     """A fresh bucket, with the standard AWS variables pointing this process and the
     subprocesses it starts (copies of `os.environ`) at the server."""
-    for name, value in s3_server.env().items():
+    endpoint = s3_server.endpoint
+    for name, value in endpoint.env().items():
         monkeypatch.setenv(name, value)
-    fs = s3_server.filesystem()
+    fs = endpoint.filesystem()
     bucket = f"test-{secrets.token_hex(6)}"
     fs.mkdir(bucket)
-    return Bucket(bucket, fs, s3_server)
+    return Bucket(bucket, fs, endpoint)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,19 @@ import pytest
 from dcmwatch.backfill import locations, sources
 from dcmwatch.errors import EmptyFileError, InputError, TooLargeError, TransientError
 from tests.backfill.conftest import Bucket
+from tests.seaweed import SeaweedServer, listening
 
 pytest.importorskip("s3fs")
+
+
+def test_the_server_listens_only_on_its_named_loopback_ports(s3_server: SeaweedServer) -> None:
+    """Every port `weed server` binds is one the fixture named (picked free): none of its
+    fixed defaults (8333, 8888, 9333, the Iceberg and Lance catalogs …) that would collide
+    with another run on the machine, and nothing beyond 127.0.0.1."""
+    assert s3_server.proc is not None
+    bound = listening(s3_server.proc.pid)
+    assert bound == {("127.0.0.1", port) for port in s3_server.ports.values()}
+    assert len(bound) == 8
 
 
 def test_an_empty_object_is_an_empty_file_as_a_local_one_is(tmp_path: Path, s3: Bucket) -> None:
