@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from dcmwatch import store
-from dcmwatch.errors import InputError, OutputError, TooLargeError, TransientError
+from dcmwatch.errors import (
+    EmptyFileError,
+    InputError,
+    OutputError,
+    TooLargeError,
+    TransientError,
+)
 
 REMOTE_PREFIXES = ("s3://",)
 
@@ -42,19 +48,36 @@ def read(url: str, *, max_bytes: int) -> bytes | bytearray:
     """The input's bytes, or an `InputError`/`TransientError` saying why not (PHI-free)."""
     if not is_remote(url):
         return store.read_input(url, max_bytes=max_bytes, allow_hardlinks=True).data
+    fs = _fs(url)
     try:
-        data: bytes = _fs(url).cat_file(url, start=0, end=max_bytes + 1)
+        data: bytes = fs.cat_file(url, start=0, end=max_bytes + 1)
     except FileNotFoundError:
         raise InputError("the input object is gone") from None
     except PermissionError:
         raise TransientError("access to the input object was denied") from None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and _is_empty(fs, url):
+            raise EmptyFileError("the file is empty") from None
+        raise TransientError(f"cannot read the input object ({type(exc).__name__})") from None
     except Exception as exc:  # network, throttling: the world, not the input
         raise TransientError(f"cannot read the input object ({type(exc).__name__})") from None
     if len(data) > max_bytes:
         raise TooLargeError("the file is larger than limits.max_file_bytes")
     if not data:
-        raise InputError("the file is empty")
+        raise EmptyFileError("the file is empty")
     return data
+
+
+def _is_empty(fs: Any, url: str) -> bool:
+    """Whether the object has no bytes. S3 (AWS, SeaweedFS) answers a ranged GET of an empty
+    object with 416 InvalidRange, which s3fs raises as EINVAL: without this look, an empty
+    object would fail as transient on every run instead of being quarantined as empty, as an
+    empty local file is. Asked only on that error, so a readable object costs one request."""
+    try:
+        size: int | None = fs.size(url)
+    except Exception:  # the look failed: keep the read's transient failure
+        return False
+    return size == 0
 
 
 def write(root: str, relpath: str, data: bytes | bytearray, *, tag: str, mode: int) -> None:

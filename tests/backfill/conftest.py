@@ -4,8 +4,11 @@ outputs computed by the daemon's own per-file step (`work.run_one`) in this proc
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from dcmwatch.config import Config
 from dcmwatch.engine import work
 from dcmwatch.testing.synth import write_series
 from tests.conftest import write_config
+from tests.seaweed import S3Endpoint, SeaweedMissing, SeaweedServer
 
 distributed = pytest.importorskip("distributed")
 SMALL = {"rows": 32, "columns": 32}
@@ -40,6 +44,51 @@ def cluster() -> Iterator[Any]:
             yield c
         finally:
             c.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """SeaweedFS on loopback for the session (see tests/seaweed.py). Without the `weed`
+    binary the S3 tests skip, except on CI, where the [test] extra must have brought it."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed"))
+    try:
+        server.start()
+    except SeaweedMissing as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    except BaseException:
+        server.stop()
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """A test's own bucket on the session's server, and an s3fs filesystem to look into it."""
+
+    name: str
+    fs: Any
+    endpoint: S3Endpoint
+
+    def url(self, path: str = "") -> str:
+        return f"s3://{self.name}/{path}"
+
+
+@pytest.fixture
+def s3(s3_server: SeaweedServer, monkeypatch: pytest.MonkeyPatch) -> Bucket:
+    """A fresh bucket, with the standard AWS variables pointing this process and the
+    subprocesses it starts (copies of `os.environ`) at the server."""
+    endpoint = s3_server.endpoint
+    for name, value in endpoint.env().items():
+        monkeypatch.setenv(name, value)
+    fs = endpoint.filesystem()
+    bucket = f"test-{secrets.token_hex(6)}"
+    fs.mkdir(bucket)
+    return Bucket(bucket, fs, endpoint)
 
 
 @pytest.fixture(scope="session")
