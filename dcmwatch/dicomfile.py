@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 
 from dcmwatch import rawwriter
+from dcmwatch.encoding import LONG_VRS_BYTES, native_pixel_bytes
 from dcmwatch.errors import (
     FATAL,
     DcmwatchError,
@@ -54,9 +55,6 @@ def silence_library_messages() -> None:
 IMPLEMENTATION_VERSION = "DCMWATCH_01"
 IMPLEMENTATION_UID = "2.25.181377612843386327214064418906734127105"
 
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
@@ -186,12 +184,11 @@ def _declared_pixel_bytes(ds: Dataset) -> int:
     bits = int(ds.BitsAllocated)
     if min(rows, columns, frames, samples, bits) <= 0:
         raise PixelDataError("the image header declares zero rows, columns, frames or bits")
-    pixels = rows * columns * frames
-    if bits == 1:
-        return (pixels * samples + 7) // 8
-    if samples == 3 and str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
-        return pixels * 2 * (bits // 8)  # two samples per pixel on average (PS3.5 8.2.1)
-    return pixels * samples * ((bits + 7) // 8)
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    return native_pixel_bytes(
+        rows=rows, columns=columns, frames=frames, samples=samples, bits_allocated=bits,
+        photometric=photometric,
+    )
 
 
 def encode(ds: Dataset) -> bytes:
@@ -266,7 +263,7 @@ def _dataset_offset(data: bytes) -> int | None:
         if group != 0x0002:
             return pos
         vr = data[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS_BYTES:
             if pos + 12 > len(data):
                 raise TruncatedError("the file ends inside the file meta")
             length = struct.unpack_from("<L", data, pos + 8)[0]
@@ -402,7 +399,7 @@ def _explicit_header(
 ) -> tuple[bytes, int, int]:
     """(VR, length, value offset) of the explicit VR element header at ``pos``."""
     vr = data[pos + 4 : pos + 6]
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS_BYTES:
         if pos + 12 > len(data):
             raise TruncatedError("the file ends inside an element header")
         return vr, struct.unpack_from(long_fmt, data, pos + 8)[0], pos + 12
