@@ -192,11 +192,18 @@ def _declared_pixel_bytes(ds: Dataset) -> int:
 
 
 def encode(ds: Dataset) -> bytes:
-    """Write a Part 10 file (preamble, complete file meta) to bytes."""
-    # A new file meta group, ours entirely: the input's may carry AE titles and private
-    # information, and a damaged one (a group length with the wrong VR) would be copied into an
-    # output that no longer parses. Values we made or checked ourselves are set without
-    # pydicom's per-value validation (a hot path: once per file).
+    """Write a Part 10 file (preamble, complete file meta) to bytes.
+
+    The one place the file meta group is made. It is new and ours entirely, read off the
+    dataset as it is now: (0002,0002) and (0002,0003) from its SOP Class and Instance UIDs
+    (changed by the de-identifier, a pixel rule or a bake), (0002,0010) from the transfer
+    syntax its elements are encoded in (kept in ``ds.file_meta`` by the reader and the pixel
+    codec), and our implementation UID and name. So no step keeps the meta in step with the
+    dataset, and nothing of the input's meta (AE titles, private information, the original
+    instance UID, a group length with the wrong VR) reaches the output.
+    """
+    # Values we made or checked ourselves are set without pydicom's per-value validation (a
+    # hot path: once per file).
     old = ds.file_meta
     sop_class = UID(str(ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID"))))
     tsuid = old.get("TransferSyntaxUID")

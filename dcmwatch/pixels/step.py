@@ -6,8 +6,8 @@ the same bytes. When no rule matches only the header is read (and, for the burne
 
 **When pixels change** the result is a new instance:
 
-* (0008,0018) *SOP Instance UID* = ``derive_uid(old)`` and (0002,0003) *Media Storage SOP
-  Instance UID* with it (PS3.3 C.12.1.1.1: changed pixel data is a new instance);
+* (0008,0018) *SOP Instance UID* = ``derive_uid(old)`` (PS3.3 C.12.1.1.1: changed pixel data
+  is a new instance); the file meta that names it is written from it (`dicomfile.encode`);
 * (0008,0008) *Image Type* value 1 becomes ``DERIVED`` (PS3.3 C.7.6.1.1.2: pixel values derived
   from another image's), when Image Type is present; the other values are kept;
 * (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale);
@@ -79,7 +79,6 @@ RULES_ATTRIBUTE = "_dcmwatch_rules"
 
 # Tags as BaseTag objects: pydicom's lookups take them without converting.
 _IMAGE_TYPE, _SOP_INSTANCE_UID = Tag(0x00080008), Tag(0x00080018)
-_MEDIA_STORAGE_SOP_INSTANCE_UID = Tag(0x00020003)
 _BURNED_IN_ANNOTATION = Tag(0x00280301)
 _SMALLEST_LARGEST = (Tag(0x00280106), Tag(0x00280107))
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
@@ -336,9 +335,6 @@ def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
         raise UnsupportedPixelsError("changed pixels need a new instance, but there is no SOP UID")
     new = derive_uid(old)
     header.set_value(ds, _SOP_INSTANCE_UID, "UI", new)
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        header.set_value(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", new)
     values = header.texts(ds, _IMAGE_TYPE)
     if values and any(values):
         values[0] = "DERIVED"
