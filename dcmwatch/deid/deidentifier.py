@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from dcmwatch.deid.marks import Marks
 from dcmwatch.deid.profile import compile_rules
-from dcmwatch.deid.pseudonyms import MIN_KEY_BYTES, Keyed
+from dcmwatch.deid.pseudonyms import Keyed
 from dcmwatch.deid.walk import Walk
-from dcmwatch.errors import ConfigError, TransformError
+from dcmwatch.errors import TransformError
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -34,12 +34,11 @@ class Deidentifier:
     __slots__ = ("_key", "_marks", "_rules", "_settings", "_walk")
 
     def __init__(self, settings: DeidSettings, key: bytes) -> None:
-        if len(key) < MIN_KEY_BYTES:
-            raise ConfigError(f"the de-identification key must be at least {MIN_KEY_BYTES} bytes")
+        keyed = Keyed(key, settings.pseudonym_prefix)  # refuses a short key before any work
         self._settings = settings
         self._key = bytes(key)
         self._rules = compile_rules(settings)
-        self._walk = Walk(self._rules, Keyed(self._key, settings.pseudonym_prefix))
+        self._walk = Walk(self._rules, keyed)
         self._marks = Marks(settings)
 
     def __repr__(self) -> str:
