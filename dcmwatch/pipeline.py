@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -27,11 +27,11 @@ from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
 from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
-from dcmwatch.pixels import make_pixel_step
-from dcmwatch.pixels.step import RULES_ATTRIBUTE
+from dcmwatch.pixels import PixelStep, make_pixel_step
 from dcmwatch.pixels.streams import StreamReport, clean_pixel_data
 
 Step = Callable[[Dataset], Dataset]
+_T = TypeVar("_T")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _FIELD = re.compile(r"\{([A-Za-z]+)\}")
@@ -75,7 +75,7 @@ class Processed:
 @dataclass(frozen=True, slots=True)
 class Steps:
     deidentify: Step
-    pixels: Step
+    pixels: PixelStep
     ocr: OcrStep
 
 
@@ -127,7 +127,8 @@ def process_bytes(data: bytes, config: Config) -> Processed:
     before = reid_snapshot(ds) if config.deid.reid_map else None
     # The guard compares what it reads with the original header: collect before it is gone.
     identifiers = collect_identifiers(ds) if config.ocr.enabled else None
-    ds = run_steps(ds, (steps.deidentify, steps.pixels))
+    ds = run_step(steps.deidentify, ds)
+    ds, applied = run_step(steps.pixels, ds)
     findings: tuple[Finding, ...] = ()
     if identifiers is not None:
         ds, findings = steps.ocr(ds, identifiers)
@@ -145,7 +146,7 @@ def process_bytes(data: bytes, config: Config) -> Processed:
         relpath=output_relpath(ds, config.output.layout, fallback=digest),
         data=out,
         sha256_in=digest,
-        rules=tuple(getattr(ds, RULES_ATTRIBUTE, ())),
+        rules=applied.rules,
         reid=reid_pairs(before, ds) if before is not None else (),
         findings=findings,
         stream=stream,
@@ -165,17 +166,17 @@ def clean_stream(ds: Dataset) -> StreamReport | None:
         raise TransformError(f"the compressed pixel data cannot be cleaned ({name})") from None
 
 
-def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:
-    for step in steps:
-        try:
-            ds = step(ds)
-        except DcmwatchError:
+def run_step(step: Callable[[Dataset], _T], ds: Dataset) -> _T:
+    """``step(ds)`` behind the steps' error boundary: our errors pass, anything else becomes a
+    `TransformError` naming only the exception's class."""
+    try:
+        return step(ds)
+    except DcmwatchError:
+        raise
+    except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
+        if isinstance(exc, FATAL):
             raise
-        except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
-            if isinstance(exc, FATAL):
-                raise
-            raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
-    return ds
+        raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
 
 
 def output_relpath(ds: Dataset, layout: str, *, fallback: str) -> str:

@@ -41,6 +41,7 @@ A mask shape outside the image is refused before that (`dcmwatch.pixels.geometry
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
@@ -72,10 +73,23 @@ from dcmwatch.pixels.window import (
     set_window_tags,
 )
 
-__all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
+__all__ = ["PixelStep", "PixelsApplied", "apply_actions", "make_pixel_step"]
 
-#: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
-RULES_ATTRIBUTE = "_dcmwatch_rules"
+
+@dataclass(frozen=True, slots=True)
+class PixelsApplied:
+    """What the pixel step did to one dataset, returned beside it."""
+
+    #: Names of the matching rules whose actions ran, in order; empty when none matched or the
+    #: dataset has no pixels.
+    rules: tuple[str, ...] = ()
+    #: Whether Pixel Data changed, and with it the SOP Instance UID.
+    changed: bool = False
+
+
+#: ``step(ds) -> (ds, applied)``: edits ``ds`` in place and returns it with what was applied.
+PixelStep = Callable[[Dataset], tuple[Dataset, PixelsApplied]]
+_NOTHING = PixelsApplied()
 
 # Tags as BaseTag objects: pydicom's lookups take them without converting.
 _IMAGE_TYPE, _SOP_INSTANCE_UID = Tag(0x00080008), Tag(0x00080018)
@@ -89,11 +103,11 @@ def make_pixel_step(
     rules: Sequence[PixelRule],
     settings: PixelSettings,
     derive_uid: Callable[[str], str],
-) -> Callable[[Dataset], Dataset]:
-    """Build the configured pixel step, ``step(ds) -> ds`` (edits and returns ``ds``)."""
+) -> PixelStep:
+    """Build the configured pixel step, ``step(ds) -> (ds, applied)`` (edits ``ds``)."""
     frozen_rules = tuple(rules)
 
-    def pixel_step(ds: Dataset) -> Dataset:
+    def pixel_step(ds: Dataset) -> tuple[Dataset, PixelsApplied]:
         burned_in = header.text(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
         if burned_in and settings.burned_in_annotation == "reject":
             raise BurnedInAnnotationError(
@@ -109,16 +123,18 @@ def make_pixel_step(
         codec.to_little_endian(ds, settings.max_pixel_bytes)
         has_pixels = any(tag in ds for tag in _ANY_PIXEL_DATA)
         state = None
+        applied = _NOTHING  # without pixels (a report, a plan, a waveform) nothing is done
         if matched and has_pixels:
             actions = tuple(a for rule in matched for a in rule.actions)
             state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
-            setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
+            changed = state is not None and state.touched
+            applied = PixelsApplied(tuple(rule.name for rule in matched), changed)
         if require_mask and (state is None or not state.every_frame_masked):
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and no mask of a matching rule "
                 "covered a pixel of every frame (policy 'require-mask')"
             )
-        return ds  # without pixels (a report, a plan, a waveform) there is nothing to do
+        return ds, applied
 
     return pixel_step
 
