@@ -27,11 +27,10 @@ import time
 from collections.abc import Callable
 
 import pydicom
-from pydicom.dataset import Dataset
 
 from dcmwatch import dicomfile
 from dcmwatch.pipeline import _uid_deriver
-from dcmwatch.pixels import RULES_ATTRIBUTE, PixelRule, PixelSettings, make_pixel_step
+from dcmwatch.pixels import PixelRule, PixelSettings, PixelStep, make_pixel_step
 from dcmwatch.testing import ct_series_bytes
 
 TARGET_MS = 0.5
@@ -46,7 +45,7 @@ def _actions(size: int) -> list[dict[str, object]]:
     ]
 
 
-def _step(manufacturer: str, size: int) -> Callable[[Dataset], Dataset]:
+def _step(manufacturer: str, size: int) -> PixelStep:
     match = {"Modality": "CT", "Manufacturer": manufacturer}
     data = {"name": "bench", "match": match, "actions": _actions(size)}
     rule = PixelRule.model_validate(data)
@@ -58,10 +57,10 @@ def _floor(data: bytes) -> int:
     return len(dicomfile.encode(ds))
 
 
-def _with(step: Callable[[Dataset], Dataset]) -> Callable[[bytes], int]:
+def _with(step: PixelStep) -> Callable[[bytes], int]:
     def run(data: bytes) -> int:
         ds = dicomfile.decode(data, max_inflated=MAX_INFLATED)
-        return len(dicomfile.encode(step(ds)))
+        return len(dicomfile.encode(step(ds)[0]))
 
     return run
 
@@ -74,11 +73,11 @@ def _cpu(fn: Callable[[bytes], int], data: bytes) -> float:
 
 def _check_the_rule_works(files: list[bytes], size: int) -> None:
     """A benchmark of a rule that silently does nothing would measure nothing."""
-    ds = _step("*", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
-    if getattr(ds, RULES_ATTRIBUTE, ()) != ("bench",):
+    _, applied = _step("*", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
+    if applied.rules != ("bench",) or not applied.changed:
         raise SystemExit("bench_pixels: the benchmark rule did not match the synthetic CT")
-    untouched = _step("NOBODY", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
-    if getattr(untouched, RULES_ATTRIBUTE, ()):
+    _, untouched = _step("NOBODY", size)(dicomfile.decode(files[0], max_inflated=MAX_INFLATED))
+    if untouched.rules:
         raise SystemExit("bench_pixels: the non-matching rule matched")
 
 

@@ -1,8 +1,9 @@
-"""dcmwatch: a watch-folder daemon that de-identifies DICOM files durably and fast."""
+"""dcmwatch: a watch-folder daemon that de-identifies DICOM files durably and fast.
 
-from dcmwatch import _lazy
-
-_lazy.defer_unused()  # before anything imports pydicom
+Importing the package changes nothing outside it: no other package's module is replaced or
+preloaded, so a process that imports dcmwatch (a Dask worker, a notebook) keeps the libraries
+it had.
+"""
 
 __all__ = ["__version__"]
 

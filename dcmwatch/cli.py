@@ -217,7 +217,7 @@ def _preview(config: Config, args: argparse.Namespace) -> int:
     rendered or the PNG not written. Messages never name the input (its name may be PHI)."""
     from dcmwatch import dicomfile  # noqa: PLC0415
     from dcmwatch.errors import InputError  # noqa: PLC0415
-    from dcmwatch.preview_png import write_preview  # noqa: PLC0415 - loads Pillow
+    from dcmwatch.pixels.preview_png import write_preview  # noqa: PLC0415 - loads Pillow
 
     dicomfile.silence_library_messages()  # it reads a patient's file in this process
     if not args.file.exists():

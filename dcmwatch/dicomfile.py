@@ -31,6 +31,7 @@ from pydicom.uid import (
 )
 
 from dcmwatch import rawwriter
+from dcmwatch.encoding import LONG_VRS_BYTES, native_pixel_bytes
 from dcmwatch.errors import (
     FATAL,
     DcmwatchError,
@@ -57,9 +58,6 @@ def silence_library_messages() -> None:
 IMPLEMENTATION_VERSION = "DCMWATCH_01"
 IMPLEMENTATION_UID = "2.25.181377612843386327214064418906734127105"
 
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _MAX_DEPTH = 64
@@ -258,12 +256,11 @@ def _declared_pixel_bytes(ds: Dataset) -> int:
     bits = int(ds.BitsAllocated)
     if min(rows, columns, frames, samples, bits) <= 0:
         raise PixelDataError("the image header declares zero rows, columns, frames or bits")
-    pixels = rows * columns * frames
-    if bits == 1:
-        return (pixels * samples + 7) // 8
-    if samples == 3 and str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
-        return pixels * 2 * (bits // 8)  # two samples per pixel on average (PS3.5 8.2.1)
-    return pixels * samples * ((bits + 7) // 8)
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    return native_pixel_bytes(
+        rows=rows, columns=columns, frames=frames, samples=samples, bits_allocated=bits,
+        photometric=photometric,
+    )
 
 
 def encode(ds: Dataset) -> bytes:
@@ -274,11 +271,18 @@ def encode(ds: Dataset) -> bytes:
 def encode_parts(ds: Dataset) -> list[bytes | memoryview]:
     """`encode` as the list of pieces whose concatenation is the file. A value held as a
     memoryview (the pixels of a large image, edited in its input buffer) is one of the pieces,
-    itself, not a copy: the caller can find it by identity and write around it."""
-    # A new file meta group, ours entirely: the input's may carry AE titles and private
-    # information, and a damaged one (a group length with the wrong VR) would be copied into an
-    # output that no longer parses. Values we made or checked ourselves are set without
-    # pydicom's per-value validation (a hot path: once per file).
+    itself, not a copy: the caller can find it by identity and write around it.
+
+    The one place the file meta group is made. It is new and ours entirely, read off the
+    dataset as it is now: (0002,0002) and (0002,0003) from its SOP Class and Instance UIDs
+    (changed by the de-identifier, a pixel rule or a bake), (0002,0010) from the transfer
+    syntax its elements are encoded in (kept in ``ds.file_meta`` by the reader and the pixel
+    codec), and our implementation UID and name. So no step keeps the meta in step with the
+    dataset, and nothing of the input's meta (AE titles, private information, the original
+    instance UID, a group length with the wrong VR) reaches the output.
+    """
+    # Values we made or checked ourselves are set without pydicom's per-value validation (a
+    # hot path: once per file).
     old = ds.file_meta
     sop_class = UID(str(ds.get("SOPClassUID", old.get("MediaStorageSOPClassUID"))))
     tsuid = old.get("TransferSyntaxUID")
@@ -345,7 +349,7 @@ def _dataset_offset(data: Bytes) -> int | None:
         if group != 0x0002:
             return pos
         vr = bytes(data[pos + 4 : pos + 6])  # hashable also when data is a bytearray
-        if vr in _LONG_VRS:
+        if vr in LONG_VRS_BYTES:
             if pos + 12 > len(data):
                 raise TruncatedError("the file ends inside the file meta")
             length = struct.unpack_from("<L", data, pos + 8)[0]
@@ -490,7 +494,7 @@ def _explicit_header(
 ) -> tuple[bytes, int, int]:
     """(VR, length, value offset) of the explicit VR element header at ``pos``."""
     vr = bytes(data[pos + 4 : pos + 6])  # hashable also when data is a bytearray
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS_BYTES:
         if pos + 12 > len(data):
             raise TruncatedError("the file ends inside an element header")
         return vr, struct.unpack_from(long_fmt, data, pos + 8)[0], pos + 12

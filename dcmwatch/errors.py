@@ -27,6 +27,13 @@ class ConfigError(DcmwatchError):
     reason = "config"
 
 
+class KeyTooShortError(ConfigError):
+    """The de-identification key is shorter than `deid.pseudonyms.MIN_KEY_BYTES`: pseudonyms
+    made with a guessable key can be recomputed from a list of patient IDs."""
+
+    reason = "key_too_short"
+
+
 class InputError(DcmwatchError):
     """The input file cannot be processed as it is: it is quarantined, the daemon goes on."""
 

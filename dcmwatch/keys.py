@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcmwatch.deid.pseudonyms import check_key
 from dcmwatch.deid.settings import DeidSettings
 from dcmwatch.errors import ConfigError
 
-MIN_KEY_BYTES = 16
 CREDENTIAL_NAME = "dcmwatch.key"
 
 
@@ -81,9 +81,7 @@ def _decode(text: str, where: str) -> bytes:
             key = base64.b64decode(text, validate=True)
         except ValueError:
             key = text.encode()
-    if len(key) < MIN_KEY_BYTES:
-        raise ConfigError(f"{where}: the key is shorter than {MIN_KEY_BYTES} bytes")
-    return key
+    return check_key(key, source=where)
 
 
 def _generate(path: Path) -> bytes:

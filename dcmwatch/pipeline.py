@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -27,12 +27,12 @@ from dcmwatch.deid.reid import ReidPair, reid_pairs, reid_snapshot
 from dcmwatch.errors import FATAL, DcmwatchError, TransformError
 from dcmwatch.ocr import Finding, OcrStep, make_ocr_step
 from dcmwatch.ocr import collect as collect_identifiers
-from dcmwatch.pixels import make_pixel_step
+from dcmwatch.pixels import PixelStep, make_pixel_step
 from dcmwatch.pixels.slide import check_slide_label
-from dcmwatch.pixels.step import RULES_ATTRIBUTE
 from dcmwatch.pixels.streams import StreamReport, clean_pixel_data
 
 Step = Callable[[Dataset], Dataset]
+_T = TypeVar("_T")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _FIELD = re.compile(r"\{([A-Za-z]+)\}")
@@ -77,7 +77,7 @@ class Processed:
 @dataclass(frozen=True, slots=True)
 class Steps:
     deidentify: Step
-    pixels: Step
+    pixels: PixelStep
     ocr: OcrStep
 
 
@@ -143,14 +143,14 @@ def process_bytes(data: bytes | bytearray, config: Config) -> Processed:
     before = reid_snapshot(ds) if config.deid.reid_map else None
     # The guard compares what it reads with the original header: collect before it is gone.
     identifiers = collect_identifiers(ds) if config.ocr.enabled else None
-    ds = run_steps(ds, (steps.deidentify, steps.pixels))
+    ds = run_step(steps.deidentify, ds)
+    ds, applied = run_step(steps.pixels, ds)
     findings: tuple[Finding, ...] = ()
     if identifiers is not None:
         ds, findings = steps.ocr(ds, identifiers)
     # Last, so that frames a rule or the guard re-encoded are cleaned like untouched ones.
     stream = clean_stream(ds)
     relpath = output_relpath(ds, config.output.layout, fallback=digest)
-    rules = tuple(getattr(ds, RULES_ATTRIBUTE, ()))
     reid = reid_pairs(before, ds) if before is not None else ()
     try:
         if isinstance(data, bytearray) and span is not None and view is not None:
@@ -163,7 +163,7 @@ def process_bytes(data: bytes | bytearray, config: Config) -> Processed:
         name = type(exc).__name__
         raise TransformError(f"the de-identified dataset cannot be written ({name})") from None
     return Processed(
-        relpath=relpath, data=out, sha256_in=digest, rules=rules, reid=reid,
+        relpath=relpath, data=out, sha256_in=digest, rules=applied.rules, reid=reid,
         findings=findings, stream=stream,
     )
 
@@ -181,17 +181,17 @@ def clean_stream(ds: Dataset) -> StreamReport | None:
         raise TransformError(f"the compressed pixel data cannot be cleaned ({name})") from None
 
 
-def run_steps(ds: Dataset, steps: Sequence[Step]) -> Dataset:
-    for step in steps:
-        try:
-            ds = step(ds)
-        except DcmwatchError:
+def run_step(step: Callable[[Dataset], _T], ds: Dataset) -> _T:
+    """``step(ds)`` behind the steps' error boundary: our errors pass, anything else becomes a
+    `TransformError` naming only the exception's class."""
+    try:
+        return step(ds)
+    except DcmwatchError:
+        raise
+    except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
+        if isinstance(exc, FATAL):
             raise
-        except BaseException as exc:  # a bug, an unforeseen dataset, a decoder's panic
-            if isinstance(exc, FATAL):
-                raise
-            raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
-    return ds
+        raise TransformError(f"a processing step failed ({type(exc).__name__})") from exc
 
 
 def output_relpath(ds: Dataset, layout: str, *, fallback: str) -> str:

@@ -28,6 +28,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
+from dcmwatch.encoding import LONG_VRS
+
 __all__ = ["write_file", "write_parts"]
 
 #: A piece of the output: bytes made here, or a value's own buffer passed through uncopied.
@@ -37,10 +39,6 @@ _PREFIX: Final = b"\0" * 128 + b"DICM"
 _UNDEFINED: Final = 0xFFFFFFFF
 _PIXEL_DATA: Final = 0x7FE00010
 _GROUP_LENGTH: Final = 0x00020000
-#: VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
-_LONG: Final = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
 #: Converted string VRs whose repertoire is not the character set's: pydicom's `write_string`
 #: (latin-1, space padded; NUL for UI), done here for plain str values.
 _PLAIN_TEXT: Final = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
@@ -166,7 +164,7 @@ def _write_element(
     length = _UNDEFINED if undefined else len(value)
     if implicit:
         parts.append(fmt.implicit.pack(tag >> 16, tag & 0xFFFF, length))
-    elif vr in _LONG:
+    elif vr in LONG_VRS:
         parts.append(fmt.explicit_long.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, length))
     elif undefined or length > 0xFFFF:
         # pydicom writes a too-long short-VR value as UN with a warning: let it.

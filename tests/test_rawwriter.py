@@ -83,7 +83,7 @@ def _both(data: bytes, steps: pipeline.Steps | None) -> tuple[bytes | str, bytes
         try:
             ds = dicomfile.decode(data, max_inflated=LIMIT)
             if steps is not None:
-                ds = pipeline.run_steps(ds, (steps.deidentify, steps.pixels))
+                ds, _ = pipeline.run_step(steps.pixels, pipeline.run_step(steps.deidentify, ds))
         except DcmwatchError:
             pytest.skip("refused before encoding")
         try:

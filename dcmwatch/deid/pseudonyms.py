@@ -13,7 +13,9 @@ import hmac
 from hashlib import sha256
 from typing import Final
 
-__all__ = ["MIN_KEY_BYTES", "Keyed"]
+from dcmwatch.errors import KeyTooShortError
+
+__all__ = ["MIN_KEY_BYTES", "Keyed", "check_key"]
 
 #: A key shorter than this is refused: pseudonyms of a guessable key can be recomputed from a
 #: list of patient IDs.
@@ -22,6 +24,15 @@ _UID_ROOT: Final = "2.25."
 #: Length of the base32 digest in a pseudonym: 80 bits, no collision expected below ~10^11
 #: patients, and short enough that prefix + digest fits PN and SH-sized fields.
 _PSEUDONYM_CHARS: Final = 16
+
+
+def check_key(key: bytes, *, source: str = "the de-identification key") -> bytes:
+    """``key``, if it is long enough; else `KeyTooShortError` naming ``source`` (a key file's
+    path, an environment variable's name), never the key. The one check: where a key is read
+    (`dcmwatch.keys`) and where it is used (`Keyed`) both call it."""
+    if len(key) < MIN_KEY_BYTES:
+        raise KeyTooShortError(f"{source}: the key is shorter than {MIN_KEY_BYTES} bytes")
+    return key
 
 
 def _b32(digest: bytes) -> str:
@@ -34,8 +45,7 @@ class Keyed:
     __slots__ = ("_mac", "_prefix")
 
     def __init__(self, key: bytes, prefix: str = "ANON") -> None:
-        if len(key) < MIN_KEY_BYTES:
-            raise ValueError(f"the de-identification key must be at least {MIN_KEY_BYTES} bytes")
+        check_key(key)
         # Key schedule done once; each digest copies this state instead of re-keying.
         self._mac = hmac.new(key, digestmod=sha256)
         self._prefix = prefix

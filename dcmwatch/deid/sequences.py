@@ -24,6 +24,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 
+from dcmwatch.encoding import LONG_VRS_BYTES
+
 __all__ = ["IMPLICIT_LITTLE", "as_sequence", "looks_like_items", "parse_sequence"]
 
 #: PS3.5 6.2.2: the encoding of the value of a UN that holds a sequence.
@@ -34,9 +36,6 @@ _SEQ_END: Final = 0xFFFEE0DD
 _PIXEL_DATA: Final = 0x7FE00010
 _UNDEFINED: Final = 0xFFFFFFFF
 _MAX_DEPTH: Final = 64
-_LONG: Final = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
 _ITEM_STARTS: Final = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")
 
 
@@ -157,7 +156,7 @@ class _Reader:
                 if not (raw_vr.isalpha() and raw_vr.isupper()):
                     raise _Unparseable
                 vr = raw_vr.decode("ascii")
-                if raw_vr in _LONG:
+                if raw_vr in LONG_VRS_BYTES:
                     if pos + 12 > end:
                         raise _Unparseable
                     length = self._long.unpack_from(data, pos + 8)[0]

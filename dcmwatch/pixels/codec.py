@@ -58,6 +58,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import VR
 
+from dcmwatch.encoding import SUBSAMPLED_422, native_pixel_bytes
 from dcmwatch.pixels import header
 from dcmwatch.pixels.errors import (
     PixelDataTooLargeError,
@@ -91,7 +92,7 @@ NATIVE_SYNTAXES = frozenset(
 REENCODABLE_SYNTAXES = frozenset({RLELossless, JPEGLSLossless, JPEG2000Lossless})
 #: Syntaxes that are always lossy: converting them records the history (PS3.3 C.7.6.1.1.5).
 _ALWAYS_LOSSY = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1"}
-_SUBSAMPLED = frozenset({"YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
+_SUBSAMPLED = frozenset({SUBSAMPLED_422, "YBR_PARTIAL_422", "YBR_PARTIAL_420"})
 _TAGS = {
     keyword: Tag(keyword)
     for keyword in (
@@ -136,9 +137,11 @@ class PixelLayout:
 
     @property
     def nbytes(self) -> int:
-        """Rows * Columns * Samples * Frames * BitsAllocated / 8, rounded up (1-bit data)."""
-        bits = self.rows * self.columns * self.samples * self.frames * self.bits_allocated
-        return (bits + 7) // 8
+        """Bytes of native Pixel Data this layout declares (`encoding.native_pixel_bytes`)."""
+        return native_pixel_bytes(
+            rows=self.rows, columns=self.columns, frames=self.frames, samples=self.samples,
+            bits_allocated=self.bits_allocated, photometric=self.photometric,
+        )
 
     @property
     def stored_min(self) -> int:
@@ -316,7 +319,7 @@ def _decode(ds: Dataset, layout: PixelLayout, tsyntax: UID) -> Pixels:
     except Exception as exc:  # decoder messages are not ours to show
         raise PixelDecodeError(f"the pixel data cannot be decoded ({type(exc).__name__})") from None
     photometric = str(meta.get("photometric_interpretation", layout.photometric))
-    if photometric in ("YBR_FULL_422",):
+    if photometric == SUBSAMPLED_422:
         photometric = "YBR_FULL"  # raw decoding removed the subsampling
     decoded = replace(
         layout,

@@ -6,8 +6,8 @@ the same bytes. When no rule matches only the header is read (and, for the burne
 
 **When pixels change** the result is a new instance:
 
-* (0008,0018) *SOP Instance UID* = ``derive_uid(old)`` and (0002,0003) *Media Storage SOP
-  Instance UID* with it (PS3.3 C.12.1.1.1: changed pixel data is a new instance);
+* (0008,0018) *SOP Instance UID* = ``derive_uid(old)`` (PS3.3 C.12.1.1.1: changed pixel data
+  is a new instance); the file meta that names it is written from it (`dicomfile.encode`);
 * (0008,0008) *Image Type* value 1 becomes ``DERIVED`` (PS3.3 C.7.6.1.1.2: pixel values derived
   from another image's), when Image Type is present; the other values are kept;
 * (0028,0106)/(0028,0107) *Smallest/Largest Image Pixel Value* are removed (they may be stale);
@@ -41,6 +41,7 @@ A mask shape outside the image is refused before that (`dcmwatch.pixels.geometry
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy.typing as npt
@@ -72,14 +73,26 @@ from dcmwatch.pixels.window import (
     set_window_tags,
 )
 
-__all__ = ["RULES_ATTRIBUTE", "apply_actions", "make_pixel_step"]
+__all__ = ["PixelStep", "PixelsApplied", "apply_actions", "make_pixel_step"]
 
-#: Plain (non-DICOM) attribute the step sets on the dataset: names of the rules applied.
-RULES_ATTRIBUTE = "_dcmwatch_rules"
+
+@dataclass(frozen=True, slots=True)
+class PixelsApplied:
+    """What the pixel step did to one dataset, returned beside it."""
+
+    #: Names of the matching rules whose actions ran, in order; empty when none matched or the
+    #: dataset has no pixels.
+    rules: tuple[str, ...] = ()
+    #: Whether Pixel Data changed, and with it the SOP Instance UID.
+    changed: bool = False
+
+
+#: ``step(ds) -> (ds, applied)``: edits ``ds`` in place and returns it with what was applied.
+PixelStep = Callable[[Dataset], tuple[Dataset, PixelsApplied]]
+_NOTHING = PixelsApplied()
 
 # Tags as BaseTag objects: pydicom's lookups take them without converting.
 _IMAGE_TYPE, _SOP_INSTANCE_UID = Tag(0x00080008), Tag(0x00080018)
-_MEDIA_STORAGE_SOP_INSTANCE_UID = Tag(0x00020003)
 _BURNED_IN_ANNOTATION = Tag(0x00280301)
 _SMALLEST_LARGEST = (Tag(0x00280106), Tag(0x00280107))
 #: (7FE0,0010) Pixel Data, (7FE0,0008) Float Pixel Data, (7FE0,0009) Double Float Pixel Data.
@@ -90,11 +103,11 @@ def make_pixel_step(
     rules: Sequence[PixelRule],
     settings: PixelSettings,
     derive_uid: Callable[[str], str],
-) -> Callable[[Dataset], Dataset]:
-    """Build the configured pixel step, ``step(ds) -> ds`` (edits and returns ``ds``)."""
+) -> PixelStep:
+    """Build the configured pixel step, ``step(ds) -> (ds, applied)`` (edits ``ds``)."""
     frozen_rules = tuple(rules)
 
-    def pixel_step(ds: Dataset) -> Dataset:
+    def pixel_step(ds: Dataset) -> tuple[Dataset, PixelsApplied]:
         burned_in = header.text(ds, _BURNED_IN_ANNOTATION).upper() == "YES"
         if burned_in and settings.burned_in_annotation == "reject":
             raise BurnedInAnnotationError(
@@ -110,16 +123,18 @@ def make_pixel_step(
         codec.to_little_endian(ds, settings.max_pixel_bytes)
         has_pixels = any(tag in ds for tag in _ANY_PIXEL_DATA)
         state = None
+        applied = _NOTHING  # without pixels (a report, a plan, a waveform) nothing is done
         if matched and has_pixels:
             actions = tuple(a for rule in matched for a in rule.actions)
             state = _apply(ds, actions, settings=settings, derive_uid=derive_uid)
-            setattr(ds, RULES_ATTRIBUTE, tuple(rule.name for rule in matched))
+            changed = state is not None and state.touched
+            applied = PixelsApplied(tuple(rule.name for rule in matched), changed)
         if require_mask and (state is None or not state.every_frame_masked):
             raise BurnedInAnnotationError(
                 "(0028,0301) Burned In Annotation is YES and no mask of a matching rule "
                 "covered a pixel of every frame (policy 'require-mask')"
             )
-        return ds  # without pixels (a report, a plan, a waveform) there is nothing to do
+        return ds, applied
 
     return pixel_step
 
@@ -336,9 +351,6 @@ def _mark_derived(ds: Dataset, derive_uid: Callable[[str], str]) -> None:
         raise UnsupportedPixelsError("changed pixels need a new instance, but there is no SOP UID")
     new = derive_uid(old)
     header.set_value(ds, _SOP_INSTANCE_UID, "UI", new)
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        header.set_value(meta, _MEDIA_STORAGE_SOP_INSTANCE_UID, "UI", new)
     values = header.texts(ds, _IMAGE_TYPE)
     if values and any(values):
         values[0] = "DERIVED"

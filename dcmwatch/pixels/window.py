@@ -183,10 +183,7 @@ def as_secondary_capture(ds: Dataset, frames: int) -> None:
         if frames == 1
         else MultiFrameGrayscaleByteSecondaryCaptureImageStorage
     )
-    ds.SOPClassUID = sop_class
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        meta.MediaStorageSOPClassUID = sop_class
+    ds.SOPClassUID = sop_class  # (0002,0002) follows when the file is written
     ds.ConversionType = "WSD"
     if "PatientOrientation" not in ds:
         # Type 2C in General Image when the IOD has no Image Plane module, as SC has not.

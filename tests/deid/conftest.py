@@ -14,12 +14,13 @@ from datetime import date, timedelta
 from io import BytesIO
 
 import pytest
-from pydicom import dcmread, dcmwrite
+from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
+from dcmwatch import dicomfile
 from dcmwatch.deid.table import TABLE
 from dcmwatch.deid.values import resolve_vr
 
@@ -60,9 +61,9 @@ class Planted:
 
 
 def to_bytes(ds: Dataset) -> bytes:
-    buffer = BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+    """The file dcmwatch writes: a de-identified dataset reaches a file only through
+    `dicomfile.encode`, which makes the file meta group anew from the dataset."""
+    return dicomfile.encode(ds)
 
 
 def reread(blob: bytes) -> Dataset:

@@ -13,11 +13,12 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
+
 CT_IMAGE: Final = "1.2.840.10008.5.1.4.1.1.2"
 RAW_DATA: Final = "1.2.840.10008.5.1.4.1.1.66"
-_LONG: Final = frozenset(
-    {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
-)
+#: pydicom's set, not dcmwatch's: these files are an oracle independent of the code under test.
+_LONG: Final = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 UNDEFINED: Final = 0xFFFFFFFF
 
 

@@ -76,7 +76,7 @@ class TestConsistency:
         sop, other = ds.SOPInstanceUID, ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID
         assert sop != SOP and sop.startswith("2.25.") and len(sop) <= 64
         assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == sop
-        assert ds.file_meta.MediaStorageSOPInstanceUID == sop
+        assert reread(to_bytes(ds)).file_meta.MediaStorageSOPInstanceUID == sop
         series = ds.ReferencedSeriesSequence[0]
         assert series.SeriesInstanceUID == ds.SeriesInstanceUID != SERIES
         assert series.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == other
@@ -186,19 +186,24 @@ class TestMarks:
 
 
 class TestFileMeta:
+    """The written file meta: made anew by `dicomfile.encode`, nothing of the input's kept."""
+
     def test_meta_keeps_only_part10_essentials(self) -> None:
         ds = _dataset()
         ds.file_meta.SourceApplicationEntityTitle = "SCANNER1"
         ds.file_meta.SendingApplicationEntityTitle = "SENDER"
         ds.file_meta.PrivateInformationCreatorUID = "1.2.3.4"
-        ds.file_meta.PrivateInformation = b"secret"
-        meta = _deid(ds).file_meta
-        assert sorted(e.keyword for e in meta) == [
-            "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID"
+        ds.file_meta.PrivateInformation = b"MKPRIVATEINFO"
+        blob = to_bytes(_deid(ds))
+        assert sorted(e.keyword for e in reread(blob).file_meta) == [
+            "FileMetaInformationGroupLength", "FileMetaInformationVersion",
+            "ImplementationClassUID", "ImplementationVersionName",
+            "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID",
         ]  # fmt: skip
+        assert [m for m in (b"SCANNER1", b"SENDER", b"MKPRIVATEINFO", SOP.encode()) if m in blob] == []
 
     def test_retain_uids_keeps_instance_uid(self) -> None:
-        ds = _deid(_dataset(), options=["retain_uids"])
+        ds = reread(to_bytes(_deid(_dataset(), options=["retain_uids"])))
         assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID == SOP
 
 

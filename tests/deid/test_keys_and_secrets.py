@@ -9,7 +9,8 @@ import pytest
 
 from dcmwatch import config, keys, pipeline
 from dcmwatch.deid import DeidSettings, make_deidentifier
-from dcmwatch.errors import ConfigError, DcmwatchError
+from dcmwatch.deid.pseudonyms import Keyed
+from dcmwatch.errors import ConfigError, DcmwatchError, KeyTooShortError
 from dcmwatch.testing import ct_series_bytes
 
 SECRET_HEX = "c0ffee00" * 8  # 32 bytes
@@ -52,6 +53,36 @@ class TestSources:
         first = keys.resolve(settings, {}, create=True)
         assert stat.S_IMODE((tmp_path / "state" / "k").stat().st_mode) == 0o600
         assert keys.resolve(settings, {}, create=True).key == first.key
+
+
+class TestKeyLength:
+    """One check, one exception, wherever a key is read or used: 15 bytes refused, 16 taken."""
+
+    SHORT = b"key-of-15-bytes"  # neither hex nor base64: the environment's text is the key
+    LONG_ENOUGH = b"key-of-16-bytes!"
+
+    def _uses(self, key: bytes, tmp_path: Path) -> list[object]:
+        settings = DeidSettings()
+        cfg = config.load(None, cwd=tmp_path).with_secret(key)
+        return [
+            lambda: keys.resolve(settings, {"DCMWATCH_KEY": key.decode()}, create=False),
+            lambda: Keyed(key),
+            lambda: make_deidentifier(settings, key),
+            lambda: pipeline.process_bytes(ct_series_bytes(1, rows=8, columns=8)[0], cfg),
+        ]
+
+    def test_a_short_key_is_refused_the_same_way_everywhere(self, tmp_path: Path) -> None:
+        for use in self._uses(self.SHORT, tmp_path):
+            with pytest.raises(KeyTooShortError) as err:
+                use()  # type: ignore[operator]
+            assert isinstance(err.value, ConfigError)
+            assert err.value.reason == "key_too_short"
+            assert "shorter than 16 bytes" in str(err.value)
+            assert self.SHORT.decode() not in str(err.value)
+
+    def test_the_shortest_allowed_key_is_taken_everywhere(self, tmp_path: Path) -> None:
+        for use in self._uses(self.LONG_ENOUGH, tmp_path):
+            use()  # type: ignore[operator]
 
 
 class TestNoSecretInErrors:

@@ -93,6 +93,8 @@ def datasets(draw: st.DrawFn) -> tuple[Dataset, list[tuple[int, bytes]]]:
         return ds
 
     ds = level(0)
+    if "SOPInstanceUID" not in ds:  # a stored instance has one; dicomfile refuses it without
+        ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.998.1"
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.998.1"

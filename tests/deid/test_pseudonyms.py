@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dcmwatch.deid.dates import shift_da, shift_dt
 from dcmwatch.deid.pseudonyms import Keyed
+from dcmwatch.errors import KeyTooShortError
 
 KEY = b"0123456789abcdef-test-key"
 _UID = re.compile(r"2\.25\.(0|[1-9][0-9]*)")
@@ -18,7 +19,7 @@ _UID = re.compile(r"2\.25\.(0|[1-9][0-9]*)")
 
 class TestKeyed:
     def test_short_key_refused(self) -> None:
-        with pytest.raises(ValueError, match="at least"):
+        with pytest.raises(KeyTooShortError, match="shorter than 16 bytes"):
             Keyed(b"short")
 
     @given(st.text(alphabet="0123456789.", min_size=1, max_size=64))

@@ -11,7 +11,7 @@ from PIL import Image
 
 from dcmwatch.pipeline import process_bytes
 from dcmwatch.pixels.preview import Box, draw_boxes
-from dcmwatch.preview_png import OCR_RGB, write_preview
+from dcmwatch.pixels.preview_png import OCR_RGB, write_preview
 from dcmwatch.testing.banners import Banner, banner_dataset, banner_text, to_bytes
 from dcmwatch.testing.groundtruth import CONDITIONS, make_case
 from tests.ocr._support import ENGINES, make_config

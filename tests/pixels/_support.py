@@ -14,7 +14,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
-from dcmwatch.pixels import PixelRule, PixelSettings, make_pixel_step
+from dcmwatch import dicomfile
+from dcmwatch.pixels import PixelRule, PixelSettings, PixelStep, make_pixel_step
 
 NEW_UID = "1.2.826.0.1.3680043.8.498.424242"
 
@@ -42,11 +43,10 @@ def roundtrip(ds: Dataset) -> Dataset:
 
 
 def to_bytes(ds: Dataset) -> bytes:
-    """As `dcmwatch.dicomfile.encode` writes: by the file meta's transfer syntax (``save_as``
-    refuses a dataset read as big endian and converted to little endian)."""
-    buf = io.BytesIO()
-    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-    return buf.getvalue()
+    """The file dcmwatch writes (`dicomfile.encode`): by the file meta's transfer syntax
+    (``save_as`` refuses a dataset read as big endian and converted to little endian), with a
+    file meta made anew from the dataset's SOP Class and Instance UIDs."""
+    return dicomfile.encode(ds)
 
 
 def decode(ds: Dataset) -> np.ndarray[Any, Any]:
@@ -66,6 +66,13 @@ def rule(actions: Sequence[dict[str, Any]], match: dict[str, Any] | None = None)
 def step_for(
     rules: Sequence[PixelRule], settings: PixelSettings | None = None
 ) -> Callable[[Dataset], Dataset]:
+    """The pixel step, returning the dataset only: what most tests look at."""
+    step = pixel_step_for(rules, settings)
+    return lambda ds: step(ds)[0]
+
+
+def pixel_step_for(rules: Sequence[PixelRule], settings: PixelSettings | None = None) -> PixelStep:
+    """The pixel step as the pipeline runs it: ``ds -> (ds, applied)``."""
     return make_pixel_step(rules, settings or PixelSettings(), derive)
 
 

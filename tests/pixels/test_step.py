@@ -21,13 +21,22 @@ from dcmwatch.errors import TransformError
 from dcmwatch.pixels import (
     BurnedInAnnotationError,
     PixelDataTooLargeError,
+    PixelsApplied,
     PixelSettings,
     UnsupportedPixelsError,
     codec,
 )
-from dcmwatch.pixels.step import RULES_ATTRIBUTE
 
-from ._support import NEW_UID, decode, read, roundtrip, rule, step_for, synthetic
+from ._support import (
+    NEW_UID,
+    decode,
+    pixel_step_for,
+    read,
+    roundtrip,
+    rule,
+    step_for,
+    synthetic,
+)
 
 NATIVE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
           DeflatedExplicitVRLittleEndian}
@@ -179,20 +188,21 @@ class TestNoMatch:
         monkeypatch.setattr(Dataset, "pixel_array", property(boom))
         ds = read("MR_small_RLE.dcm")
         pixels, uid = ds.PixelData, ds.SOPInstanceUID
-        out = step_for([rule([{"type": "mask", "rects": [RECT]}], {"Modality": "CT"})])(ds)
+        step = pixel_step_for([rule([{"type": "mask", "rects": [RECT]}], {"Modality": "CT"})])
+        out, applied = step(ds)
         assert out.PixelData is pixels
         assert out.SOPInstanceUID == uid
-        assert getattr(out, RULES_ATTRIBUTE, ()) == ()
+        assert applied == PixelsApplied(rules=(), changed=False)
 
     def test_untouched_pixels_keep_the_instance(self) -> None:
         """A matched threshold that selects no pixel changes nothing, not even the UID."""
         ds = read("CT_small.dcm")
         pixels, uid = ds.PixelData, ds.SOPInstanceUID
-        step = step_for([rule([{"type": "hu_threshold", "below": -5000, "fill_hu": 0}],
-                              {"Modality": "CT"})])
-        out = step(ds)
+        step = pixel_step_for([rule([{"type": "hu_threshold", "below": -5000, "fill_hu": 0}],
+                                    {"Modality": "CT"})])
+        out, applied = step(ds)
         assert out.PixelData == pixels and out.SOPInstanceUID == uid
-        assert getattr(out, RULES_ATTRIBUTE) == ("test",)
+        assert applied == PixelsApplied(rules=("test",), changed=False)
 
 
 class TestHounsfield:
@@ -377,10 +387,12 @@ class TestAllMatchingRules:
         r1 = rule([{"type": "mask", "rects": [[0, 0, 1, 1]], "fill": 7}])
         r2 = rule([{"type": "mask", "rects": [[5, 5, 1, 1]], "fill": 9}]).model_copy(
             update={"name": "second"})
-        out = step_for([r1, r2], PixelSettings(all_matching_rules=True))(read("MR_small.dcm"))
+        step = pixel_step_for([r1, r2], PixelSettings(all_matching_rules=True))
+        out, applied = step(read("MR_small.dcm"))
         arr = decode(roundtrip(out))[0, :, :, 0]
         assert (arr[0, 0], arr[5, 5]) == (7, 9)
-        assert getattr(out, RULES_ATTRIBUTE) == ("test", "second")
+        assert applied == PixelsApplied(rules=("test", "second"), changed=True)
+        assert not [name for name in vars(out) if "rules" in name]  # nothing set on the Dataset
 
 
 class TestSyntheticCtSeries:
@@ -421,10 +433,10 @@ class TestNoPixels:
         """A rule with an empty match meets reports and plans too: it does nothing to them."""
         ds = read(name)
         uid = ds.SOPInstanceUID
-        out = step_for([rule([{"type": "mask", "rects": [RECT]},
-                              {"type": "window", "center": 1, "width": 2}])])(ds)
+        out, applied = pixel_step_for([rule([{"type": "mask", "rects": [RECT]},
+                                             {"type": "window", "center": 1, "width": 2}])])(ds)
         assert out.SOPInstanceUID == uid and "WindowCenter" not in out
-        assert getattr(out, RULES_ATTRIBUTE, ()) == ()
+        assert applied == PixelsApplied()
 
     def test_float_pixel_data_is_refused(self) -> None:
         ds = read("CT_small.dcm")
