@@ -53,14 +53,16 @@ def peak_bytes(head: bytes, size: int) -> int:
         return size + HEADER_ALLOWANCE
     if uid is None or not uid.is_transfer_syntax or not uid.is_compressed:
         return COPIES * size
-    decoded = _declared_pixel_bytes(head)
+    decoded = _decoded_bytes(head)
     if decoded is None:
         decoded = DECODED_PER_BYTE * size
     return 3 * size + DECODED_COPIES * decoded
 
 
-def _declared_pixel_bytes(head: bytes) -> int | None:
-    """Rows x Columns x Frames x Samples x Bits Allocated / 8, when ``head`` holds them."""
+def _decoded_bytes(head: bytes) -> int | None:
+    """Rows x Columns x Frames x Samples x Bits Allocated / 8, when ``head`` holds them: the
+    decoded array a rule edits, not the native size a file stores (the decoder gives every
+    pixel all its samples, also for YBR_FULL_422, whose native form stores fewer)."""
     try:
         ds = pydicom.dcmread(BytesIO(head), stop_before_pixels=True, force=True)
         rows, columns = int(ds.Rows), int(ds.Columns)
