@@ -221,7 +221,7 @@ class DaemonRun:
 
     WANTED = ("daemon.started", "inbox.rescan", "file.received", "file.processed",
               "file.quarantined",
-              "file.retry", "worker.pool_broken", "daemon.stopped")
+              "file.retry", "worker.crashed", "daemon.stopped")
 
     def __init__(self, root: Path, workers: int, rules: Rules) -> None:
         self.root = root

@@ -40,6 +40,8 @@ from benchmarks.contenders import (
 )
 
 RATIO_TARGET = 0.85
+#: `dcmwatch process` CPU per file against the daemon's, in the same run (issue 17: within 10 %).
+PROCESS_CPU_TARGET = 1.10
 P50_TARGET_MS = 20.0
 P99_TARGET_MS = 100.0
 BURST_RSS_TARGET_MB = 200.0
@@ -210,6 +212,15 @@ def targets(report: Report, n: int) -> list[tuple[str, bool, str]]:
         ratio = e2e.files_per_s / floor.files_per_s if floor.files_per_s else 0.0
         out.append((f"daemon e2e >= {RATIO_TARGET} x floor files/s", ratio >= RATIO_TARGET,
                     f"{ratio:.2f} x ({e2e.files_per_s:.0f} vs {floor.files_per_s:.0f} files/s)"))
+        # One engine for both front ends: a backfill must not pay more than the daemon does.
+        proc = report.get("dcmwatch process", n)
+        speed = proc.files_per_s / e2e.files_per_s if e2e.files_per_s else 0.0
+        out.append(("process >= daemon e2e files/s (start-up included)", speed >= 1.0,
+                    f"{speed:.2f} x ({proc.files_per_s:.0f} vs {e2e.files_per_s:.0f} files/s)"))
+        cpu = proc.cpu_ms_per_file / e2e.cpu_ms_per_file if e2e.cpu_ms_per_file else 0.0
+        out.append((f"process CPU/file <= {PROCESS_CPU_TARGET} x daemon's",
+                    cpu <= PROCESS_CPU_TARGET,
+                    f"{cpu:.2f} x ({proc.cpu_ms_per_file:.2f} vs {e2e.cpu_ms_per_file:.2f} ms)"))
     if "steady" in phases:
         steady = report.get("daemon steady 50%", n)
         p50 = steady.percentile(50) or 0.0
