@@ -19,6 +19,7 @@ from dcmwatch.backfill.driver import Driver, EngineFailed, Options
 from dcmwatch.backfill.report import Reporter, want_bar
 from dcmwatch.config import Config
 from dcmwatch.engine.executors import DaskExecutor, Executor, PoolExecutor
+from dcmwatch.engine.listing import ListingError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
@@ -56,7 +57,7 @@ def run(config: Config, args: argparse.Namespace, log: Any) -> int:
         log = _log_above_the_bar(config, reporter)
     try:
         tally = Driver(config, options, executor, log, reporter).run()
-    except EngineFailed as exc:
+    except (EngineFailed, ListingError) as exc:
         log.error("backfill.aborted", reason=exc.reason, message=str(exc))
         return EXIT_FAILED
     finally:

@@ -20,6 +20,14 @@ from dcmwatch.backfill import locations, sources
 from dcmwatch.engine import admission
 from dcmwatch.engine.intakes import Entry
 from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
+from dcmwatch.errors import DcmwatchError
+
+
+class ListingError(DcmwatchError):
+    """A source cannot be listed (a bucket that does not exist, access refused): the run
+    stops with a clear event; a rerun resumes once it can be listed."""
+
+    reason = "listing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,16 @@ class ListingIntake:
         return self._exhausted
 
     def _iter(self) -> Iterator[Entry]:
-        for source in sources.iter_sources(self.listing.sources, self.listing.manifest):
+        listed = sources.iter_sources(self.listing.sources, self.listing.manifest)
+        while True:
+            try:
+                source = next(listed)
+            except StopIteration:
+                return
+            except DcmwatchError:
+                raise
+            except Exception as exc:  # its message may name a path or a key: the class only
+                raise ListingError(f"cannot list the inputs ({type(exc).__name__})") from None
             ident = identity(self._key, source)
             if self._is_done(ident):
                 self._on_skip()

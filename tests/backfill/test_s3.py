@@ -207,3 +207,15 @@ def test_scheduler_and_worker_from_s3_to_s3_match_a_local_run(
     fs.invalidate_cache()
     assert {k: fs.info(k)["LastModified"] for k in fs.find(prefix)} == written
     assert len(journal_rows(remote / "state" / "backfill.sqlite")) == N_FILES
+
+
+def test_a_bucket_that_does_not_exist_is_a_clear_error(tmp_path: Path, s3: Bucket) -> None:
+    """Listing a missing bucket stops the run with `backfill.aborted` (reason `listing`) and
+    exit 3, no traceback, nothing of the URL in the event."""
+    cfg = write_config(tmp_path)
+    code, events, logs = _process(cfg, "s3://no-such-bucket-zz/incoming")
+    assert code == 3, logs[-2000:]
+    aborted = _event(events, "backfill.aborted")
+    assert aborted["reason"] == "listing"
+    assert b"Traceback" not in logs
+    assert "no-such-bucket" not in json.dumps(aborted)
