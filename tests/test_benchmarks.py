@@ -32,7 +32,9 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path, capsys: pytest.Capture
     assert len(e2e.latencies_ms) == e2e.files  # one latency_ms per file.processed
     assert all(0 <= ms < 60_000 for ms in e2e.latencies_ms)
     assert report.get("daemon burst").extra["ready_s"] > 0
-    assert len(report.targets) == 5
+    assert len(report.targets) == 7
+    assert [name for name, _, _ in report.targets][1:3] == [
+        "process >= daemon e2e files/s (start-up included)", "process CPU/file <= 1.1 x daemon's"]
     assert [name for name, _ in report.references] == [
         "floor durable / floor files/s", "daemon e2e / floor durable files/s"]
     data = json.loads(out.read_text())

@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 #: What a worker and the command line import: the package, the per-file core, the pool.
-DCMWATCH = "import dcmwatch, dcmwatch.pipeline, dcmwatch.workers, dcmwatch.cli"
+DCMWATCH = "import dcmwatch, dcmwatch.pipeline, dcmwatch.engine.pool, dcmwatch.cli"
 
 
 def _run(code: str) -> object:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import dcmwatch
-from dcmwatch import daemon, intake, journal, status, store
+from dcmwatch import intake, journal, status, store
+from dcmwatch.engine import inbox
 from dcmwatch.metrics import Metrics
 
 PACKAGE = Path(dcmwatch.__file__).parent
@@ -25,7 +26,7 @@ def test_layout_names_are_defined_once(literal: str, home: str) -> None:
 
 
 def test_status_and_the_daemon_share_the_work_area_and_the_walk() -> None:
-    assert status.WORK_DIR_NAME is daemon.WORK_DIR_NAME is store.WORK_DIR_NAME
+    assert status.WORK_DIR_NAME is inbox.WORK_DIR_NAME is store.WORK_DIR_NAME
     assert status.walk is intake.walk
 
 
