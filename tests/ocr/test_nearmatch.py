@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcmwatch.ocr.findings import OTHER_TEXT, flag_lines
 from dcmwatch.ocr.engines import TextLine, Word
+from dcmwatch.ocr.findings import OTHER_TEXT, flag_lines
 from dcmwatch.ocr.identifiers import IdentifyingValues
 from dcmwatch.ocr.nearmatch import MIN_CHARS, _distance_within, near_classes
 from dcmwatch.ocr.settings import OcrSettings
