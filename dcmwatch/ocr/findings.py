@@ -12,7 +12,8 @@ pieces holding a letter or digit is covered; runs are of one to four pieces.
 
 Values are compared normalised (upper case, letters and digits): values of four characters or
 more anywhere in a line's concatenated text (OCR often drops the spaces and reads ``^`` as
-``A``), shorter ones only as a whole word.
+``A``), shorter ones only as a whole word; a word matching none of them may still nearly match
+a name or ID (`dcmwatch.ocr.nearmatch`: a letter or two misread, or a piece of it).
 
 A `Finding` holds a box, a confidence and the classes of header value matched (``text`` when
 none did): never the recognised text.
@@ -28,6 +29,7 @@ from typing import Any
 
 from dcmwatch.ocr.engines import Box, TextLine, union
 from dcmwatch.ocr.identifiers import IdentifyingValues, normalise
+from dcmwatch.ocr.nearmatch import near_classes
 from dcmwatch.ocr.settings import OcrSettings
 
 __all__ = ["OTHER_TEXT", "Finding", "classify", "flag_lines", "redaction_record", "summary"]
@@ -132,6 +134,9 @@ def _header_matches(norms: list[str], ids: IdentifyingValues) -> list[set[str]]:
                 if s < end and at < s + len(norms[i]):
                     matched[i].add(cls)
             at = joined.find(value, at + 1)
+    for i, n in enumerate(norms):
+        if not matched[i]:
+            matched[i] = near_classes(n, ids.values)
     return matched
 
 

@@ -55,13 +55,17 @@ class TestStrokeViews:
             view = next(v for v in views(frame) if v.name == view_name)
             strokes = _strokes_in_frame(view)
             ink = case.text_mask()
-            # The blur and the thickening each widen a stroke by about a pixel of the enlarged
-            # view: two frame pixels of slack.
+            # Two frame pixels of slack for the enlargement's rounding.
             precision = (strokes & _grow(ink, 2)).sum() / max(strokes.sum(), 1)
             recall = (strokes & ink).sum() / ink.sum()
             assert precision > 0.95, ("precision", seed, precision)
-            # The map counts any ink; the faintest anti-aliased edge pixels drop out.
-            assert recall > 0.8, ("recall", seed, recall)
+            # The map counts any ink, the faintest anti-aliased edge pixel too; the
+            # median-cleaned view keeps a stroke's core (less than half of those pixels at
+            # 12 px), and every word keeps strokes of its own.
+            assert recall > 0.35, ("recall", seed, recall)
+            for token in case.tokens:
+                share = (strokes & token.mask).sum() / token.mask.sum()
+                assert share > 0.2, ("word", seed, share)
 
     @pytest.mark.parametrize(("background", "polarity", "view_name"), [
         ("speckle", "light-on-dark", "light-text"),
