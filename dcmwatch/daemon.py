@@ -108,7 +108,8 @@ class Daemon:
         self.intake.ledger_claimed = ledger.claimed
         self.counts = Counts()
         settle = Settle(self.config, self.intake, ledger, self.log, self.counts, self.queue.wake)
-        isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log)
+        isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log,
+                              self.counts)
         return Engine(self.executor, self.intake, settle, isolation, self.log,
                       window=self._window(self.config),
                       budget=admission.budget_bytes(self.config))

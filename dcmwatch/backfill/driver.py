@@ -115,7 +115,8 @@ class Driver:
         settle = Settle(self.config, intake, ledger, self.log, self.tally, wake,
                         max_retries=MAX_RETRIES, retry_base_s=_RETRY_BASE_S,
                         processed_level="debug")
-        isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log)
+        isolation = Isolation(self.config.workers.max_attempts, ledger.attempt, self.log,
+                              self.tally)
         # Admission by memory where the workers share this machine's memory; a cluster's
         # workers have their own (and Dask's memory limits).
         budget = admission.budget_bytes(self.config) if self.executor.local else None

@@ -190,7 +190,6 @@ class Engine:
                            restarts=self.executor.describe().get("restarts"))
         for poison in self.isolation.crashed(done.batch, failure):
             self.settle.outcome(self._entries.pop(poison.claim_id), poison)
-        self.counts.splits = self.isolation.splits
 
     # -- stopping --------------------------------------------------------------------------------
     def take_unstarted(self) -> list[Entry]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from dcmwatch.engine.counts import Counts
 from dcmwatch.engine.executors import Failure
 from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
 
@@ -23,13 +24,13 @@ REASON = "worker_crashed"
 
 
 class Isolation:
-    def __init__(self, max_attempts: int, attempts: Callable[[str], int], log: Any) -> None:
+    def __init__(self, max_attempts: int, attempts: Callable[[str], int], log: Any,
+                 counts: Counts) -> None:
         self._max_attempts = max_attempts
         self._attempts = attempts
         self._log = log
+        self._counts = counts
         self._suspects: deque[Batch] = deque()
-        #: Batches split so far.
-        self.splits = 0
 
     @property
     def active(self) -> bool:
@@ -61,7 +62,7 @@ class Isolation:
             mid = len(batch.items) // 2
             self._suspects.extendleft([replace(batch, items=batch.items[mid:]),
                                        replace(batch, items=batch.items[:mid])])
-            self.splits += 1
+            self._counts.splits += 1
             self._log.warning("batch.split", error=failure.error, files=len(batch.items))
             return []
         item = batch.items[0]

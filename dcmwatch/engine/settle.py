@@ -78,7 +78,6 @@ class Settle:
         self._turn: list[tuple[Entry, Outcome]] = []
         self._retry: list[tuple[float, int, Entry]] = []
         self._seq = itertools.count()
-        self._now: Callable[[], float] = time.monotonic
 
     # -- the engine's calls ----------------------------------------------------------------------
     def outcome(self, entry: Entry, outcome: Outcome) -> None:
@@ -115,7 +114,7 @@ class Settle:
 
     def due(self) -> list[Entry]:
         """Files whose retry back-off is over."""
-        now, out = self._now(), []
+        now, out = time.monotonic(), []
         while self._retry and self._retry[0][0] <= now:
             out.append(heapq.heappop(self._retry)[2])
         return out
@@ -234,7 +233,7 @@ class Settle:
                            message=outcome.message, attempt=attempt)
             return
         delay = min(self._retry_base_s * 2.0 ** (attempt - 1), MAX_RETRY_DELAY_S)
-        heapq.heappush(self._retry, (self._now() + delay, next(self._seq), entry))
+        heapq.heappush(self._retry, (time.monotonic() + delay, next(self._seq), entry))
         self.counts.retried += 1
         self.log.warning("file.retry", claim_id=outcome.claim_id, reason=outcome.reason,
                          message=outcome.message, attempt=attempt, retry_in_s=delay)
