@@ -15,13 +15,13 @@ from dcmwatch import log as log_mod
 from dcmwatch.backfill import sources
 from dcmwatch.backfill.driver import Driver, EngineFailed, Options, identity
 from dcmwatch.backfill.journal import BackfillJournal
-from dcmwatch.config import Config
 from dcmwatch.engine.executors import Done, Failure
 from dcmwatch.engine.outcome import Batch, Outcome
 from tests.backfill.conftest import load_config
+from tests.engine.fakes import FakeExecutor
 
 
-class ScriptedEngine:
+class ScriptedEngine(FakeExecutor):
     """Runs batches in the driver's process; a batch holding a `poison` source fails with
     `kind` (and, for "crashed", so does every batch in flight with it, as a pool whose workers
     all died does)."""
@@ -30,6 +30,7 @@ class ScriptedEngine:
 
     def __init__(self, poison: set[str], kind: str = "killed", slots: int = 2,
                  blamed_once: set[str] | None = None) -> None:
+        super().__init__()
         self.poison = poison
         #: Innocent sources whose batches fail while other batches run beside them, as Dask
         #: blames every batch that shared a dying worker with the poison.
@@ -40,8 +41,6 @@ class ScriptedEngine:
         self.queue: deque[Batch] = deque()
         self.max_inflight = 0
         self.submitted: list[int] = []
-        self.wake: Any = lambda: None
-        self.local = False
 
     def submit(self, batch: Batch) -> None:
         self.queue.append(batch)
@@ -70,17 +69,6 @@ class ScriptedEngine:
         return [Done(batch, tuple(Outcome(i.claim_id, "processed", output=f"{i.claim_id}.dcm",
                                           bytes_in=10) for i in batch.items))]
 
-    def cancel_waiting(self) -> list[Batch]:
-        return []
-
-    def reconfigure(self, config: Config) -> None:
-        return None
-
-    def close(self, *, wait: bool) -> None:
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {"engine": self.name}
 
 
 def _setup(tmp_path: Path, n: int) -> tuple[Any, Options, list[str]]:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from dcmwatch import footprint
-from dcmwatch.config import Config
 from dcmwatch.engine import admission
 from dcmwatch.engine.core import Engine
 from dcmwatch.engine.counts import Counts
@@ -21,6 +20,7 @@ from dcmwatch.engine.outcome import Batch, Outcome, WorkItem
 from dcmwatch.engine.settle import Settle
 from dcmwatch.testing import large
 from tests.backfill.conftest import load_config
+from tests.engine.fakes import FakeExecutor
 
 MB = 1 << 20
 
@@ -33,7 +33,7 @@ class Log:
         return lambda event, **fields: self.events.append((event, fields))
 
 
-class Holding:
+class Holding(FakeExecutor):
     """Holds every batch until the test finishes it: what runs at once is visible."""
 
     name = "holding"
@@ -41,9 +41,9 @@ class Holding:
     slots = 8
 
     def __init__(self) -> None:
+        super().__init__()
         self.running: deque[Batch] = deque()
         self.finished: list[Done] = []
-        self.wake: Any = lambda: None
 
     def submit(self, batch: Batch) -> None:
         self.running.append(batch)
@@ -56,18 +56,6 @@ class Holding:
     def take_done(self) -> list[Done]:
         out, self.finished = self.finished, []
         return out
-
-    def cancel_waiting(self) -> list[Batch]:
-        return []
-
-    def reconfigure(self, config: Config) -> None:
-        return None
-
-    def close(self, *, wait: bool) -> None:
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {}
 
 
 class Needs:
@@ -117,8 +105,9 @@ class Ledger:
 def _engine(tmp_path: Path, needs: list[int], budget: int) -> tuple[Engine, Holding, Needs]:
     config = load_config(tmp_path)
     executor, intake, log = Holding(), Needs(needs), Log()
-    settle = Settle(config, intake, Ledger(), log, Counts(), lambda: None)
-    engine = Engine(executor, intake, settle, Isolation(3, lambda _c: 1, log), log,
+    counts = Counts()
+    settle = Settle(config, intake, Ledger(), log, counts, lambda: None)
+    engine = Engine(executor, intake, settle, Isolation(3, lambda _c: 1, log, counts), log,
                     window=8, budget=budget)
     return engine, executor, intake
 
